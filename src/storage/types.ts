@@ -89,6 +89,8 @@ export interface SnapshotInfo {
   id: string;
   volumeGroup: string;
   name: string;
+  /** Identifies this snapshot across delete and re-create of the same name. */
+  uniqueId: string;
   /** Id of the volume it was taken from (the volume may since have been deleted). */
   sourceId: string;
   sourceUniqueId: string;

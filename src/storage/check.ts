@@ -1,0 +1,135 @@
+// Full consistency check of committed metadata: reference counts, ownership, levels, bounds and leaks.
+import { FANOUT, FANOUT_BITS } from "./page-store.ts";
+import type { MetaDb } from "./metadata.ts";
+import type { CheckReport } from "./types.ts";
+
+interface PageRow {
+  id: number;
+  level: number;
+  refs: number;
+  entries: Uint8Array;
+}
+
+/**
+ * Recomputes every reference count from the images' roots and compares it with what is stored. Reads only the
+ * database, so it checks exactly what a crash would leave behind.
+ */
+export function checkConsistency(db: MetaDb, chunkSizeBytes: number): CheckReport {
+  const faults: string[] = [];
+  const fault = (message: string): void => {
+    if (faults.length < 100) faults.push(message);
+    else if (faults.length === 100) faults.push("… more faults not shown");
+  };
+  const settings = db.settings();
+  const highWater = Number(settings.get("extentHighWater") ?? "0");
+  const nextPageId = Number(settings.get("nextPageId") ?? "1");
+
+  const pages = new Map<number, { level: number; refs: number; entries: Uint32Array }>();
+  for (const row of db.db.prepare("SELECT id, level, refs, entries FROM pages").all() as unknown as PageRow[]) {
+    const entries = new Uint32Array(FANOUT);
+    new Uint8Array(entries.buffer).set(row.entries);
+    pages.set(row.id, { level: row.level, refs: row.refs, entries });
+    if (row.id >= nextPageId) fault(`page ${row.id} is at or past the next page id ${nextPageId}`);
+  }
+  const images = db.db.prepare("SELECT id, root_page, depth, size_bytes FROM images").all() as unknown as {
+    id: string;
+    root_page: number;
+    depth: number;
+    size_bytes: number;
+  }[];
+
+  const pageRefs = new Map<number, number>();
+  const extentRefs = new Map<number, number>();
+  const pending: number[] = [];
+  for (const image of images) {
+    if (image.root_page === 0) continue;
+    const root = pages.get(image.root_page);
+    if (!root) {
+      fault(`image ${image.id} points at missing root page ${image.root_page}`);
+      continue;
+    }
+    if (root.level !== image.depth) fault(`image ${image.id} has depth ${image.depth} but its root page is level ${root.level}`);
+    pageRefs.set(image.root_page, (pageRefs.get(image.root_page) ?? 0) + 1);
+    pending.push(image.root_page);
+    checkBeyondEnd(image, pages, chunkSizeBytes, fault);
+  }
+
+  // Every reachable page counts its children once, however many parents reach it.
+  const visited = new Set<number>();
+  while (pending.length > 0) {
+    const id = pending.pop()!;
+    if (visited.has(id)) continue;
+    visited.add(id);
+    const page = pages.get(id)!;
+    for (const child of page.entries) {
+      if (child === 0) continue;
+      if (page.level === 0) {
+        extentRefs.set(child, (extentRefs.get(child) ?? 0) + 1);
+        continue;
+      }
+      const childPage = pages.get(child);
+      if (!childPage) {
+        fault(`page ${id} points at missing page ${child}`);
+        continue;
+      }
+      if (childPage.level !== page.level - 1) fault(`page ${child} is level ${childPage.level} under level-${page.level} page ${id}`);
+      pageRefs.set(child, (pageRefs.get(child) ?? 0) + 1);
+      pending.push(child);
+    }
+  }
+
+  for (const [id, page] of pages) {
+    const expected = pageRefs.get(id) ?? 0;
+    if (expected === 0) fault(`page ${id} is stored but no image reaches it (leaked)`);
+    else if (page.refs !== expected) fault(`page ${id} stores ${page.refs} references but ${expected} parents point at it`);
+  }
+
+  const owned = new Uint8Array(highWater + 1);
+  const storedExtents = db.db.prepare("SELECT id, refs FROM extents").all() as unknown as { id: number; refs: number }[];
+  const stored = new Map(storedExtents.map((r) => [r.id, r.refs]));
+  for (const [id, expected] of extentRefs) {
+    if (id > highWater) fault(`extent ${id} is mapped but lies past the high-water mark ${highWater}`);
+    else owned[id] = 1;
+    const refs = stored.get(id);
+    if (refs === undefined) fault(`extent ${id} is mapped by ${expected} pages but has no reference count`);
+    else if (refs !== expected) fault(`extent ${id} stores ${refs} references but ${expected} pages map it`);
+  }
+  for (const [id] of stored) {
+    if (!extentRefs.has(id)) fault(`extent ${id} has a reference count but no page maps it (leaked)`);
+  }
+  let freeExtents = 0;
+  for (const { id } of db.db.prepare("SELECT id FROM free_extents").all() as unknown as { id: number }[]) {
+    freeExtents++;
+    if (id < 1 || id > highWater) fault(`free extent ${id} lies outside 1..${highWater}`);
+    else if (owned[id] === 1) fault(`extent ${id} is both mapped and free (doubly owned)`);
+    else owned[id] = 2;
+  }
+  for (let id = 1; id <= highWater; id++) {
+    if (owned[id] === 0) fault(`extent ${id} is neither mapped nor free (leaked)`);
+  }
+  return { ok: faults.length === 0, faults, pages: pages.size, extents: extentRefs.size, freeExtents };
+}
+
+/** Nothing may be mapped past an image's last chunk: check the entries right of the path to that chunk. */
+function checkBeyondEnd(
+  image: { id: string; root_page: number; depth: number; size_bytes: number },
+  pages: Map<number, { level: number; entries: Uint32Array }>,
+  chunkSizeBytes: number,
+  fault: (message: string) => void,
+): void {
+  const lastChunk = Math.max(0, Math.ceil(image.size_bytes / chunkSizeBytes) - 1);
+  let id = image.root_page;
+  for (let level = image.depth; level >= 0; level--) {
+    const page = pages.get(id);
+    if (!page) return;
+    const index = (lastChunk >>> (FANOUT_BITS * level)) & (FANOUT - 1);
+    for (let i = index + 1; i < FANOUT; i++) {
+      if (page.entries[i] !== 0) {
+        fault(`image ${image.id} maps data past its end (level ${level}, entry ${i} of page ${id})`);
+        return;
+      }
+    }
+    id = page.entries[index]!;
+    if (id === 0 || level === 0) return;
+  }
+}

@@ -1,0 +1,135 @@
+// Byte-level I/O on one image's map: reads, copy-on-write writes, zeroing and unmapping, and the capacity plan for each.
+import {
+  type ImageMap,
+  isExclusive,
+  leafIndex,
+  lookup,
+  writableLeaf,
+} from "./chunk-map.ts";
+import type { ExtentFile, FileIo } from "./extent-file.ts";
+import type { PageStore } from "./page-store.ts";
+
+/** What image I/O works with: the page store, the extents file and the chunk size. */
+export interface IoContext {
+  store: PageStore;
+  file: ExtentFile;
+  chunkSizeBytes: number;
+}
+
+/** Calls `piece(chunk, offsetInChunk, length, offsetInRange)` for each chunk-sized piece of a byte range. */
+export function forEachPiece(
+  chunkSizeBytes: number,
+  offset: number,
+  length: number,
+  piece: (chunk: number, offsetInChunk: number, pieceLength: number, offsetInRange: number) => void,
+): void {
+  let done = 0;
+  while (done < length) {
+    const position = offset + done;
+    const chunk = Math.floor(position / chunkSizeBytes);
+    const offsetInChunk = position - chunk * chunkSizeBytes;
+    const pieceLength = Math.min(chunkSizeBytes - offsetInChunk, length - done);
+    piece(chunk, offsetInChunk, pieceLength, done);
+    done += pieceLength;
+  }
+}
+
+/** Reads `length` bytes at `offset`; unmapped chunks read as zeroes. */
+export function readImage(ctx: IoContext, map: ImageMap, offset: number, length: number): Buffer {
+  const out = Buffer.alloc(length);
+  const pieces: FileIo[] = [];
+  forEachPiece(ctx.chunkSizeBytes, offset, length, (chunk, offsetInChunk, pieceLength, at) => {
+    const extent = lookup(ctx.store, map, chunk);
+    if (extent !== 0) pieces.push({ position: ctx.file.position(extent, offsetInChunk), buffer: out.subarray(at, at + pieceLength) });
+  });
+  ctx.file.readAll(pieces);
+  return out;
+}
+
+/** How a zeroing request treats whole chunks: unmap them ("hole") or write real zeroes ("noHole"). */
+export type ZeroMode = "hole" | "noHole";
+
+/**
+ * New extents a request would allocate: every chunk it writes that this image does not hold alone.
+ * `zero` = undefined plans a write; otherwise a zeroing request, which allocates only for partial chunks it must
+ * copy (or, with noHole, for every chunk it does not hold alone).
+ */
+export function extentsNeeded(ctx: IoContext, map: ImageMap, offset: number, length: number, sizeBytes: number, zero?: ZeroMode): number {
+  let needed = 0;
+  forEachPiece(ctx.chunkSizeBytes, offset, length, (chunk, offsetInChunk, pieceLength) => {
+    if (isExclusive(ctx.store, map, chunk)) return;
+    if (zero === "hole") {
+      const mapped = lookup(ctx.store, map, chunk) !== 0;
+      if (!mapped || coversChunk(ctx, chunk, offsetInChunk, pieceLength, sizeBytes)) return;
+    }
+    needed++;
+  });
+  return needed;
+}
+
+/** True when a piece covers its whole chunk, counting the part of a last chunk beyond the image end as covered. */
+function coversChunk(ctx: IoContext, chunk: number, offsetInChunk: number, pieceLength: number, sizeBytes: number): boolean {
+  if (offsetInChunk !== 0) return false;
+  return pieceLength === ctx.chunkSizeBytes || chunk * ctx.chunkSizeBytes + pieceLength >= sizeBytes;
+}
+
+/** Writes `data` at `offset`, copying shared chunks first. The caller has checked range and capacity. */
+export function writeImage(ctx: IoContext, map: ImageMap, offset: number, data: Uint8Array): void {
+  const pieces: FileIo[] = [];
+  forEachPiece(ctx.chunkSizeBytes, offset, data.byteLength, (chunk, offsetInChunk, pieceLength, at) => {
+    writePiece(ctx, map, chunk, offsetInChunk, data.subarray(at, at + pieceLength), pieces);
+  });
+  ctx.file.writeAll(pieces);
+}
+
+/** Makes a range read as zeroes: whole chunks are unmapped (or, with noHole, overwritten), partial ones zero-filled. */
+export function zeroImage(ctx: IoContext, map: ImageMap, offset: number, length: number, sizeBytes: number, mode: ZeroMode): void {
+  const pieces: FileIo[] = [];
+  const zeroes = Buffer.alloc(ctx.chunkSizeBytes);
+  forEachPiece(ctx.chunkSizeBytes, offset, length, (chunk, offsetInChunk, pieceLength) => {
+    const mapped = lookup(ctx.store, map, chunk) !== 0;
+    if (mode === "hole") {
+      if (!mapped) return;
+      if (coversChunk(ctx, chunk, offsetInChunk, pieceLength, sizeBytes)) {
+        const leaf = writableLeaf(ctx.store, map, chunk);
+        const index = leafIndex(chunk);
+        const extent = leaf.entries[index]!;
+        leaf.entries[index] = 0;
+        ctx.store.touch(leaf);
+        ctx.store.decrefExtent(extent);
+        return;
+      }
+    }
+    writePiece(ctx, map, chunk, offsetInChunk, zeroes.subarray(0, pieceLength), pieces);
+  });
+  ctx.file.writeAll(pieces);
+}
+
+/**
+ * One chunk's part of a write. An extent this image holds alone is overwritten in place; otherwise a new extent
+ * gets the old content (or zeroes) with the piece laid over it, and the old extent loses this image's reference.
+ */
+function writePiece(ctx: IoContext, map: ImageMap, chunk: number, offsetInChunk: number, data: Uint8Array, pieces: FileIo[]): void {
+  const { store, file, chunkSizeBytes } = ctx;
+  const leaf = writableLeaf(store, map, chunk);
+  const index = leafIndex(chunk);
+  const old = leaf.entries[index]!;
+  if (old !== 0 && store.extentRefs(old) === 1) {
+    pieces.push({ position: file.position(old, offsetInChunk), buffer: data });
+    return;
+  }
+  const { id, fresh } = store.allocateExtent();
+  if (data.byteLength === chunkSizeBytes) {
+    pieces.push({ position: file.position(id), buffer: data });
+  } else if (old === 0 && fresh) {
+    // A fresh extent lies past the end of everything ever written: the rest of it already reads as zeroes.
+    pieces.push({ position: file.position(id, offsetInChunk), buffer: data });
+  } else {
+    const whole = old === 0 ? Buffer.alloc(chunkSizeBytes) : file.readChunk(old);
+    whole.set(data, offsetInChunk);
+    pieces.push({ position: file.position(id), buffer: whole });
+  }
+  if (old !== 0) store.decrefExtent(old);
+  leaf.entries[index] = id;
+  store.touch(leaf);
+}

@@ -1,0 +1,673 @@
+// The SAN engine: one data directory with volume groups, thin volumes, instant snapshots and clones, limits and usage.
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { type ImageRecord, type LoadedCatalog, insertImage, loadCatalog, paginate } from "./catalog.ts";
+import { checkConsistency } from "./check.ts";
+import { countExclusiveChunks, depthFor, diffChunks, forEachMapped, growTo, release, share } from "./chunk-map.ts";
+import { DirLock } from "./dir-lock.ts";
+import {
+  AlreadyExistsError,
+  CapacityExceededError,
+  CorruptError,
+  EsanError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  OutOfRangeError,
+  ReadOnlyError,
+} from "./errors.ts";
+import { ExtentFile } from "./extent-file.ts";
+import { extentsNeeded, type IoContext, readImage, writeImage, type ZeroMode, zeroImage } from "./image-io.ts";
+import { FORMAT_VERSION, MetaDb } from "./metadata.ts";
+import { PageStore } from "./page-store.ts";
+import { coalesceChunks, describeImage, describeSnapshot, validateChunkSize, validateLimits } from "./san-support.ts";
+import { SnapshotOps } from "./snapshot-ops.ts";
+import {
+  type ByteRange,
+  type CheckReport,
+  type CreationSource,
+  DEFAULT_CHUNK_SIZE_BYTES,
+  type DiffResult,
+  type GroupSnapshotInfo,
+  type ListOptions,
+  type ListPage,
+  type SanCreateOptions,
+  type SanEnvironment,
+  type SanInfo,
+  type SanLimits,
+  type SectorSize,
+  type SnapshotInfo,
+  type VolumeGroupInfo,
+  type VolumeInfo,
+  type WriteOptions,
+  type ZeroOptions,
+} from "./types.ts";
+import { joinId, parseId, validateName } from "./names.ts";
+
+const META_FILE = "meta.sqlite";
+const EXTENTS_FILE = "extents.dat";
+/** Largest single read: callers stream bigger ranges in pieces. */
+const MAX_IO_BYTES = 256 * 1024 * 1024;
+/** Extent ids are 32-bit, so a SAN holds at most this many chunks. */
+const MAX_EXTENTS = 0xffff_ffff;
+
+/** Request of `createVolume`. */
+export interface CreateVolumeRequest {
+  volumeGroup: string;
+  name: string;
+  sizeBytes: number;
+  /** 512 (default) or 4096; a clone inherits its source's. */
+  sectorSize?: SectorSize;
+  /** Clone instantly from a snapshot or a volume; the new volume may be larger than the source. */
+  source?: { kind: "snapshot" | "volume"; id: string };
+}
+
+/**
+ * One SAN in one data directory, owned by this process. Every method is synchronous, so each runs as one atomic
+ * step of the event loop; async callers that need longer critical sections use KeyedLock around them.
+ *
+ * Durability: writes land in the extents file at once, but the maps that point at new extents reach the metadata
+ * database only at a commit (flush, FUA, or any catalog change). A commit fsyncs the data first, then commits the
+ * metadata in one SQLite transaction, so committed metadata never points at data that is not on disk.
+ */
+export class San {
+  readonly dataDir: string;
+  readonly chunkSizeBytes: number;
+  readonly capacityBytes: number;
+  readonly limits: SanLimits;
+  readonly #env: SanEnvironment;
+  readonly #lock: DirLock;
+  readonly #db: MetaDb;
+  readonly #file: ExtentFile;
+  readonly #store: PageStore;
+  readonly #catalog: LoadedCatalog;
+  readonly #snapshots: SnapshotOps;
+  /** Images whose map or size changed since the last commit. */
+  readonly #dirtyMaps = new Set<ImageRecord>();
+  /** True when extent data was written since the last fdatasync. */
+  #dataDirty = false;
+  #closed = false;
+  /** Set when a commit failed half-way: memory no longer matches disk, and only a reopen can fix that. */
+  #failure: unknown = null;
+
+  private constructor(dataDir: string, env: Partial<SanEnvironment> | undefined, lock: DirLock) {
+    this.dataDir = dataDir;
+    this.#env = { now: env?.now ?? Date.now, newUniqueId: env?.newUniqueId ?? (() => crypto.randomUUID()) };
+    this.#lock = lock;
+    try {
+      this.#db = new MetaDb(path.join(dataDir, META_FILE));
+      const settings = this.#db.settings();
+      const format = Number(settings.get("formatVersion"));
+      if (format !== FORMAT_VERSION) {
+        throw new CorruptError(`The data directory ${dataDir} has metadata format ${String(settings.get("formatVersion"))}; this esan reads format ${FORMAT_VERSION}.`);
+      }
+      this.chunkSizeBytes = Number(settings.get("chunkSizeBytes"));
+      this.capacityBytes = Number(settings.get("capacityBytes"));
+      this.limits = JSON.parse(settings.get("limits") ?? "{}") as SanLimits;
+      const counters = { extentHighWater: Number(settings.get("extentHighWater")), nextPageId: Number(settings.get("nextPageId")) };
+      this.#file = new ExtentFile(path.join(dataDir, EXTENTS_FILE), this.chunkSizeBytes);
+      // Slots past the committed high-water mark hold only data no commit points at (a crash cut it off).
+      this.#file.truncateAfter(counters.extentHighWater);
+      this.#store = new PageStore(this.#db, counters, Math.floor(this.capacityBytes / this.chunkSizeBytes));
+      this.#catalog = loadCatalog(this.#db, this.#env.now() - this.limits.snapshotRateWindowMs);
+      this.#snapshots = new SnapshotOps(this.#catalog, this.limits, () => this.#env.now());
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+  }
+
+  /** Creates a SAN in `dataDir` (made if missing); refuses a directory that already holds one. */
+  static create(dataDir: string, options: SanCreateOptions, env?: Partial<SanEnvironment>): San {
+    const chunkSizeBytes = options.chunkSizeBytes ?? DEFAULT_CHUNK_SIZE_BYTES;
+    validateChunkSize(chunkSizeBytes);
+    const capacityBytes = options.capacityBytes;
+    if (!Number.isSafeInteger(capacityBytes) || capacityBytes < chunkSizeBytes || capacityBytes % chunkSizeBytes !== 0) {
+      throw new InvalidArgumentError(
+        `The SAN capacity ${String(capacityBytes)} bytes is not allowed: give a positive multiple of the chunk size (${chunkSizeBytes} bytes).`,
+      );
+    }
+    if (capacityBytes / chunkSizeBytes > MAX_EXTENTS) {
+      throw new InvalidArgumentError(
+        `A SAN with ${chunkSizeBytes}-byte chunks holds at most ${MAX_EXTENTS} chunks; lower the capacity or raise the chunk size.`,
+      );
+    }
+    const limits = validateLimits(options.limits ?? {});
+    fs.mkdirSync(dataDir, { recursive: true });
+    const lock = DirLock.acquire(dataDir);
+    try {
+      if (fs.existsSync(path.join(dataDir, META_FILE))) {
+        throw new AlreadyExistsError(`The data directory ${dataDir} already holds a SAN; open it instead, or choose an empty directory.`);
+      }
+      const db = new MetaDb(path.join(dataDir, META_FILE));
+      db.transaction(() => {
+        const put = (key: string, value: string | number): void => void db.putSetting.run(key, String(value));
+        put("formatVersion", FORMAT_VERSION);
+        put("capacityBytes", capacityBytes);
+        put("chunkSizeBytes", chunkSizeBytes);
+        put("limits", JSON.stringify(limits));
+        put("extentHighWater", 0);
+        put("nextPageId", 1);
+        put("createdAt", (env?.now ?? Date.now)());
+      });
+      db.close();
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+    return new San(dataDir, env, lock);
+  }
+
+  /** Opens the SAN in `dataDir`, returning to its last commit if its previous owner crashed. */
+  static open(dataDir: string, env?: Partial<SanEnvironment>): San {
+    if (!fs.existsSync(path.join(dataDir, META_FILE))) {
+      throw new NotFoundError(`No SAN exists in ${dataDir}; create one with 'esan san create --data-dir ${dataDir} --capacity SIZE'.`);
+    }
+    return new San(dataDir, env, DirLock.acquire(dataDir));
+  }
+
+  /** Commits everything and gives up the data directory. */
+  close(): void {
+    if (this.#closed) return;
+    try {
+      if (this.#failure === null) this.flush();
+    } finally {
+      this.#closed = true;
+      this.#file.close();
+      this.#db.close();
+      this.#lock.release();
+    }
+  }
+
+  /** Capacity, usage and limits. */
+  info(): SanInfo {
+    this.#usable();
+    let provisionedBytes = 0;
+    let volumeCount = 0;
+    let snapshotCount = 0;
+    for (const image of this.#catalog.images.values()) {
+      if (image.kind === "volume") {
+        provisionedBytes += image.sizeBytes;
+        volumeCount++;
+      } else {
+        snapshotCount++;
+      }
+    }
+    const physicalBytes = this.#store.liveExtents * this.chunkSizeBytes;
+    return {
+      capacityBytes: this.capacityBytes,
+      chunkSizeBytes: this.chunkSizeBytes,
+      limits: { ...this.limits },
+      provisionedBytes,
+      physicalBytes,
+      freeBytes: this.capacityBytes - physicalBytes,
+      volumeGroupCount: this.#catalog.volumeGroups.size,
+      volumeCount,
+      snapshotCount,
+    };
+  }
+
+  /** Creates a volume group; creating one that exists returns it. */
+  createVolumeGroup(name: string): VolumeGroupInfo {
+    this.#usable();
+    validateName("volume group", name);
+    const existing = this.#catalog.volumeGroups.get(name);
+    if (existing) return volumeGroupInfo(existing);
+    const record = { name, createdAtMs: this.#env.now() };
+    this.#commit(() => this.#db.db.prepare("INSERT INTO volume_groups (name, created_at) VALUES (?, ?)").run(name, record.createdAtMs));
+    this.#catalog.volumeGroups.set(name, record);
+    return volumeGroupInfo(record);
+  }
+
+  listVolumeGroups(): VolumeGroupInfo[] {
+    this.#usable();
+    return [...this.#catalog.volumeGroups.values()].map(volumeGroupInfo).sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  /** Deletes an empty volume group. */
+  deleteVolumeGroup(name: string): void {
+    this.#usable();
+    this.#volumeGroup(name);
+    const members = [...this.#catalog.images.values()].filter((i) => i.volumeGroup === name).length;
+    if (members > 0) {
+      throw new FailedPreconditionError(`Cannot delete volume group ${name}: it still holds ${members} volumes or snapshots. Delete them first.`);
+    }
+    this.#commit(() => this.#db.db.prepare("DELETE FROM volume_groups WHERE name = ?").run(name));
+    this.#catalog.volumeGroups.delete(name);
+  }
+
+  /** Creates an empty volume, or an instant clone of a snapshot or volume. Idempotent by name. */
+  createVolume(request: CreateVolumeRequest): VolumeInfo {
+    this.#usable();
+    const { volumeGroup, name } = request;
+    validateName("volume group", volumeGroup);
+    validateName("volume", name);
+    this.#volumeGroup(volumeGroup);
+    const id = joinId(volumeGroup, name);
+    const existing = this.#catalog.images.get(id);
+    if (existing) {
+      // A retry returns what the first call made, even if its source has gone since.
+      const same =
+        existing.kind === "volume" &&
+        existing.sizeBytes === request.sizeBytes &&
+        existing.sectorSize === (request.sectorSize ?? existing.sectorSize) &&
+        sameSource(existing.source, request.source);
+      if (same) return this.#volumeInfo(existing);
+      throw new AlreadyExistsError(
+        `Cannot create volume ${id}: ${existing.kind === "volume" ? "a volume" : "a snapshot"} of that name already exists with other parameters. Choose another name or delete it first.`,
+      );
+    }
+    const source = request.source ? this.#cloneSource(request.source) : null;
+    const sectorSize = request.sectorSize ?? source?.sectorSize ?? 512;
+    if (sectorSize !== 512 && sectorSize !== 4096) {
+      throw new InvalidArgumentError(`The sector size ${String(sectorSize)} is not supported; use 512 or 4096.`);
+    }
+    this.#validateSize(`volume ${id}`, request.sizeBytes, sectorSize);
+    const creationData: CreationSource = source ? { kind: source.kind, sourceId: source.id, sourceUniqueId: source.uniqueId } : { kind: "none" };
+    if (source) {
+      if (sectorSize !== source.sectorSize) {
+        throw new InvalidArgumentError(`Cannot clone ${source.id} into volume ${id}: the source has ${source.sectorSize}-byte sectors, not ${sectorSize}.`);
+      }
+      if (request.sizeBytes < source.sizeBytes) {
+        throw new FailedPreconditionError(
+          `Cannot clone ${source.id} (${source.sizeBytes} bytes) into volume ${id} of ${request.sizeBytes} bytes: a clone must be at least as large as its source.`,
+        );
+      }
+    }
+    this.#checkProvisioning(id, request.sizeBytes);
+
+    const map = source ? share(this.#store, source.map) : { root: 0, depth: 0 };
+    growTo(this.#store, map, depthFor(this.#chunkCount(request.sizeBytes)));
+    const record: ImageRecord = {
+      id,
+      volumeGroup,
+      name,
+      kind: "volume",
+      uniqueId: this.#env.newUniqueId(),
+      sizeBytes: request.sizeBytes,
+      sectorSize,
+      map,
+      source: creationData,
+      groupSnapshotId: null,
+      seq: this.#catalog.nextSeq++,
+      createdAtMs: this.#env.now(),
+    };
+    this.#commit(() => insertImage(this.#db, record));
+    this.#catalog.images.set(id, record);
+    return this.#volumeInfo(record);
+  }
+
+  getVolume(id: string): VolumeInfo {
+    this.#usable();
+    return this.#volumeInfo(this.#image(id, "volume"));
+  }
+
+  listVolumes(options: ListOptions & { volumeGroup?: string } = {}): ListPage<VolumeInfo> {
+    this.#usable();
+    if (options.volumeGroup !== undefined) this.#volumeGroup(options.volumeGroup);
+    const volumes = [...this.#catalog.images.values()].filter(
+      (i) => i.kind === "volume" && (options.volumeGroup === undefined || i.volumeGroup === options.volumeGroup),
+    );
+    const page = paginate(volumes, (i) => i.id, options);
+    return { entries: page.entries.map((i) => this.#volumeInfo(i)), nextToken: page.nextToken };
+  }
+
+  /** Grows a volume; asking for its current size is a no-op, a smaller one is refused. */
+  resizeVolume(id: string, sizeBytes: number): VolumeInfo {
+    this.#usable();
+    const volume = this.#image(id, "volume");
+    this.#validateSize(`volume ${id}`, sizeBytes, volume.sectorSize);
+    if (sizeBytes === volume.sizeBytes) return this.#volumeInfo(volume);
+    if (sizeBytes < volume.sizeBytes) {
+      throw new FailedPreconditionError(`Cannot shrink volume ${id} from ${volume.sizeBytes} to ${sizeBytes} bytes: volumes only grow.`);
+    }
+    this.#checkProvisioning(id, sizeBytes - volume.sizeBytes);
+    growTo(this.#store, volume.map, depthFor(this.#chunkCount(sizeBytes)));
+    volume.sizeBytes = sizeBytes;
+    this.#dirtyMaps.add(volume);
+    this.#commit();
+    return this.#volumeInfo(volume);
+  }
+
+  /** Deletes a volume. Its snapshots and clones keep the chunks they share with it. */
+  deleteVolume(id: string): void {
+    this.#usable();
+    const volume = this.#image(id, "volume");
+    release(this.#store, volume.map);
+    this.#catalog.images.delete(id);
+    this.#commit(() => this.#db.deleteImage.run(id));
+  }
+
+  /** Reads from a volume or a snapshot. */
+  read(imageId: string, offset: number, length: number): Buffer {
+    this.#usable();
+    const image = this.#image(imageId);
+    this.#checkRange(image, offset, length, "read");
+    return readImage(this.#io(), image.map, offset, length);
+  }
+
+  /** Writes to a volume; durable at return with `fua`, otherwise at the next flush. */
+  write(volumeId: string, offset: number, data: Uint8Array, options: WriteOptions = {}): void {
+    this.#usable();
+    const volume = this.#writable(volumeId, "write to");
+    this.#checkRange(volume, offset, data.byteLength, "write");
+    this.#reserve(volume, offset, data.byteLength);
+    this.#mutating(() => writeImage(this.#io(), volume.map, offset, data));
+    this.#afterWrite(volume, options);
+  }
+
+  /** Makes a range of a volume read as zeroes, unmapping whole chunks unless `noHole`. */
+  writeZeroes(volumeId: string, offset: number, length: number, options: ZeroOptions = {}): void {
+    this.#zero(volumeId, offset, length, options.noHole ? "noHole" : "hole", options, "write zeroes to");
+  }
+
+  /** Discards a range of a volume; it reads back as zeroes. */
+  trim(volumeId: string, offset: number, length: number, options: WriteOptions = {}): void {
+    this.#zero(volumeId, offset, length, "hole", options, "trim");
+  }
+
+  /** Makes every write acknowledged so far durable. */
+  flush(): void {
+    this.#usable();
+    if (this.#store.dirty || this.#dirtyMaps.size > 0) this.#commit();
+    else if (this.#dataDirty) this.#syncData();
+  }
+
+  /** Mapped ranges of an image, chunk-granular and coalesced, clipped to its size. */
+  allocatedRanges(imageId: string): ByteRange[] {
+    this.#usable();
+    const image = this.#image(imageId);
+    const chunks: number[] = [];
+    forEachMapped(this.#store, image.map, (chunk) => chunks.push(chunk));
+    return coalesceChunks(chunks, this.chunkSizeBytes, image.sizeBytes);
+  }
+
+  /** Chunks whose content may differ between two images (never missing a real difference), over the larger size. */
+  diff(baseId: string, targetId: string): DiffResult {
+    this.#usable();
+    const base = this.#image(baseId);
+    const target = this.#image(targetId);
+    const chunks: number[] = [];
+    diffChunks(this.#store, base.map, target.map, (chunk) => chunks.push(chunk));
+    const ranges = coalesceChunks(chunks, this.chunkSizeBytes, Math.max(base.sizeBytes, target.sizeBytes));
+    return { chunkSizeBytes: this.chunkSizeBytes, changedBytes: ranges.reduce((sum, r) => sum + r.length, 0), ranges };
+  }
+
+  /** Takes an instant snapshot of a volume. Idempotent by name; limits apply to new snapshots only. */
+  createSnapshot(request: { volumeGroup: string; name: string; sourceVolumeId: string }): SnapshotInfo {
+    this.#usable();
+    const plan = this.#snapshots.planSingle(request, (id) => this.#image(id, "volume"), (vg) => this.#volumeGroup(vg));
+    if (plan.existing) return this.#snapshotInfo(plan.existing);
+    const created = this.#snapshots.apply(plan, this.#store, (record) => this.#newSnapshotRecord(record));
+    this.#commit(() => this.#snapshots.persist(this.#db, created));
+    return this.#snapshotInfo(created.snapshots[0]!);
+  }
+
+  /** Snapshots several volumes of one volume group at one point in time, in one commit. */
+  createGroupSnapshot(request: { volumeGroup: string; name: string; volumeIds: string[] }): GroupSnapshotInfo {
+    this.#usable();
+    const plan = this.#snapshots.planGroup(request, (id) => this.#image(id, "volume"), (vg) => this.#volumeGroup(vg));
+    if (plan.existingGroup) return this.#snapshots.groupInfo(plan.existingGroup);
+    const created = this.#snapshots.apply(plan, this.#store, (record) => this.#newSnapshotRecord(record));
+    this.#commit(() => this.#snapshots.persist(this.#db, created));
+    return this.#snapshots.groupInfo(created.group!);
+  }
+
+  getSnapshot(id: string): SnapshotInfo {
+    this.#usable();
+    return this.#snapshotInfo(this.#image(id, "snapshot"));
+  }
+
+  listSnapshots(options: ListOptions & { volumeGroup?: string; sourceVolumeId?: string } = {}): ListPage<SnapshotInfo> {
+    this.#usable();
+    if (options.volumeGroup !== undefined) this.#volumeGroup(options.volumeGroup);
+    if (options.sourceVolumeId !== undefined) parseId("volume", options.sourceVolumeId);
+    const snapshots = [...this.#catalog.images.values()].filter(
+      (i) =>
+        i.kind === "snapshot" &&
+        (options.volumeGroup === undefined || i.volumeGroup === options.volumeGroup) &&
+        (options.sourceVolumeId === undefined || (i.source.kind !== "none" && i.source.sourceId === options.sourceVolumeId)),
+    );
+    const page = paginate(snapshots, (i) => i.id, options);
+    return { entries: page.entries.map((i) => this.#snapshotInfo(i)), nextToken: page.nextToken };
+  }
+
+  /** Deletes a snapshot; chunks that other images share stay. Members of a group snapshot go with their group. */
+  deleteSnapshot(id: string): void {
+    this.#usable();
+    const snapshot = this.#image(id, "snapshot");
+    if (snapshot.groupSnapshotId !== null && this.#catalog.groupSnapshots.has(snapshot.groupSnapshotId)) {
+      throw new FailedPreconditionError(
+        `Cannot delete snapshot ${id} on its own: it belongs to group snapshot ${snapshot.groupSnapshotId}. Delete the group snapshot instead.`,
+      );
+    }
+    release(this.#store, snapshot.map);
+    this.#catalog.images.delete(id);
+    this.#commit(() => this.#db.deleteImage.run(id));
+  }
+
+  getGroupSnapshot(id: string): GroupSnapshotInfo {
+    this.#usable();
+    return this.#snapshots.groupInfo(this.#snapshots.group(id));
+  }
+
+  listGroupSnapshots(options: ListOptions & { volumeGroup?: string } = {}): ListPage<GroupSnapshotInfo> {
+    this.#usable();
+    const groups = [...this.#catalog.groupSnapshots.values()].filter(
+      (g) => options.volumeGroup === undefined || g.volumeGroup === options.volumeGroup,
+    );
+    const page = paginate(groups, (g) => g.id, options);
+    return { entries: page.entries.map((g) => this.#snapshots.groupInfo(g)), nextToken: page.nextToken };
+  }
+
+  /** Deletes a group snapshot and its member snapshots, in one commit. */
+  deleteGroupSnapshot(id: string): void {
+    this.#usable();
+    const group = this.#snapshots.group(id);
+    const members = group.members.map((m) => this.#catalog.images.get(m.snapshotId)).filter((m) => m !== undefined);
+    for (const member of members) {
+      release(this.#store, member.map);
+      this.#catalog.images.delete(member.id);
+    }
+    this.#catalog.groupSnapshots.delete(id);
+    this.#commit(() => {
+      for (const member of members) this.#db.deleteImage.run(member.id);
+      this.#db.db.prepare("DELETE FROM group_snapshots WHERE id = ?").run(id);
+    });
+  }
+
+  /** Commits, then checks the committed metadata: reference counts, ownership, levels, bounds and leaks. */
+  check(): CheckReport {
+    this.#usable();
+    this.flush();
+    return checkConsistency(this.#db, this.chunkSizeBytes);
+  }
+
+  // ---- internals ----
+
+  #io(): IoContext {
+    return { store: this.#store, file: this.#file, chunkSizeBytes: this.chunkSizeBytes };
+  }
+
+  #usable(): void {
+    if (this.#closed) throw new FailedPreconditionError(`The SAN in ${this.dataDir} is closed; open it again.`);
+    if (this.#failure !== null) {
+      throw new CorruptError(`The SAN in ${this.dataDir} stopped after a failed commit; reopen it to return to its last commit.`, {
+        cause: this.#failure,
+      });
+    }
+  }
+
+  /** Runs a mutation of in-memory state; an unexpected throw leaves memory ahead of disk, so the SAN stops. */
+  #mutating(work: () => void): void {
+    try {
+      work();
+      this.#dataDirty = true;
+    } catch (err) {
+      if (!(err instanceof EsanError)) this.#failure = err;
+      throw err;
+    }
+  }
+
+  #syncData(): void {
+    this.#file.sync();
+    this.#dataDirty = false;
+  }
+
+  /** fsync data, then commit catalog changes, changed maps and page/extent counts in one transaction. */
+  #commit(catalogChanges?: () => void): void {
+    try {
+      this.#syncData();
+      this.#db.transaction(() => {
+        catalogChanges?.();
+        for (const image of this.#dirtyMaps) {
+          if (this.#catalog.images.get(image.id) === image) {
+            this.#db.updateImageMap.run(image.map.root, image.map.depth, image.sizeBytes, image.id);
+          }
+        }
+        this.#store.writeDirty();
+      });
+    } catch (err) {
+      this.#failure = err;
+      throw new CorruptError(`Committing metadata in ${this.dataDir} failed: ${(err as Error).message}. Reopen the SAN.`, { cause: err });
+    }
+    this.#dirtyMaps.clear();
+    this.#store.afterCommit();
+  }
+
+  #zero(volumeId: string, offset: number, length: number, mode: ZeroMode, options: WriteOptions, verb: string): void {
+    this.#usable();
+    const volume = this.#writable(volumeId, verb);
+    this.#checkRange(volume, offset, length, "write");
+    this.#reserve(volume, offset, length, mode);
+    this.#mutating(() => zeroImage(this.#io(), volume.map, offset, length, volume.sizeBytes, mode));
+    this.#afterWrite(volume, options);
+  }
+
+  #afterWrite(volume: ImageRecord, options: WriteOptions): void {
+    this.#dirtyMaps.add(volume);
+    if (options.fua) this.flush();
+  }
+
+  /** Refuses, before any change, a request needing more new extents than the SAN can give. */
+  #reserve(volume: ImageRecord, offset: number, length: number, zero?: ZeroMode): void {
+    const needed = extentsNeeded(this.#io(), volume.map, offset, length, volume.sizeBytes, zero);
+    if (needed <= this.#store.allocatableExtents()) return;
+    // Extents released since the last commit become reusable once a commit records their release.
+    if (this.#store.pendingFreeCount > 0) this.#commit();
+    const available = this.#store.allocatableExtents();
+    if (needed > available) {
+      throw new CapacityExceededError(
+        `Cannot write ${length} bytes to ${volume.id}: it needs ${needed} new ${this.chunkSizeBytes}-byte chunks and the SAN has ${available} free ` +
+          `of ${this.capacityBytes} bytes capacity. Delete snapshots or volumes, or grow the SAN.`,
+      );
+    }
+  }
+
+  #checkRange(image: ImageRecord, offset: number, length: number, verb: "read" | "write"): void {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+      throw new InvalidArgumentError(`Cannot ${verb} ${image.id}: offset ${String(offset)} and length ${String(length)} must be whole numbers of 0 or more.`);
+    }
+    if (length > MAX_IO_BYTES) {
+      throw new InvalidArgumentError(`Cannot ${verb} ${length} bytes of ${image.id} at once: the limit is ${MAX_IO_BYTES}; split the request.`);
+    }
+    if (offset + length > image.sizeBytes) {
+      throw new OutOfRangeError(
+        `Cannot ${verb} ${length} bytes at offset ${offset} of ${image.id}: the ${image.kind} is ${image.sizeBytes} bytes long.`,
+      );
+    }
+  }
+
+  #validateSize(what: string, sizeBytes: number, sectorSize: number): void {
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) {
+      throw new InvalidArgumentError(`The size of ${what} must be a positive whole number of bytes; got ${String(sizeBytes)}.`);
+    }
+    if (sizeBytes % sectorSize !== 0) {
+      throw new InvalidArgumentError(`The size of ${what} (${sizeBytes} bytes) is not a multiple of its ${sectorSize}-byte sector size.`);
+    }
+  }
+
+  /** Elastic SAN rule: the volumes' sizes together may not exceed the SAN's capacity. */
+  #checkProvisioning(id: string, addedBytes: number): void {
+    const provisioned = this.info().provisionedBytes;
+    if (provisioned + addedBytes > this.capacityBytes) {
+      throw new CapacityExceededError(
+        `Cannot provision ${addedBytes} more bytes for ${id}: volumes already take ${provisioned} of the SAN's ${this.capacityBytes} bytes. ` +
+          `Delete volumes or grow the SAN.`,
+      );
+    }
+  }
+
+  #chunkCount(sizeBytes: number): number {
+    return Math.ceil(sizeBytes / this.chunkSizeBytes);
+  }
+
+  #volumeGroup(name: string): void {
+    validateName("volume group", name);
+    if (!this.#catalog.volumeGroups.has(name)) {
+      throw new NotFoundError(`Volume group ${name} does not exist; create it with 'esan volume-group create ${name}'.`);
+    }
+  }
+
+  /** The image with this id, optionally of one kind; NotFound names what was looked for. */
+  #image(id: string, kind?: "volume" | "snapshot"): ImageRecord {
+    parseId(kind ?? "image", id);
+    const image = this.#catalog.images.get(id);
+    if (!image || (kind !== undefined && image.kind !== kind)) {
+      const what = kind ?? "volume or snapshot";
+      const other = image ? ` (${id} is a ${image.kind})` : "";
+      throw new NotFoundError(`No ${what} ${id} exists${other}.`);
+    }
+    return image;
+  }
+
+  #writable(id: string, verb: string): ImageRecord {
+    const image = this.#image(id);
+    if (image.kind !== "volume") throw new ReadOnlyError(`Cannot ${verb} ${id}: it is a snapshot, and snapshots are read-only. Clone it into a volume to change it.`);
+    return image;
+  }
+
+  #cloneSource(source: { kind: "snapshot" | "volume"; id: string }): ImageRecord {
+    if (source.kind !== "snapshot" && source.kind !== "volume") {
+      throw new InvalidArgumentError(`The clone source kind '${String(source.kind)}' is not supported; use snapshot or volume.`);
+    }
+    return this.#image(source.id, source.kind);
+  }
+
+  #newSnapshotRecord(fields: Pick<ImageRecord, "id" | "volumeGroup" | "name" | "groupSnapshotId">): ImageRecord {
+    return { ...fields, kind: "snapshot", uniqueId: this.#env.newUniqueId(), seq: this.#catalog.nextSeq++, createdAtMs: this.#env.now() } as ImageRecord;
+  }
+
+  #volumeInfo(image: ImageRecord): VolumeInfo {
+    let snapshotCount = 0;
+    for (const other of this.#catalog.images.values()) {
+      if (other.kind === "snapshot" && other.source.kind !== "none" && other.source.sourceUniqueId === image.uniqueId) snapshotCount++;
+    }
+    return { ...describeImage(image, this.#usage(image)), snapshotCount };
+  }
+
+  #snapshotInfo(image: ImageRecord): SnapshotInfo {
+    const previous = this.#snapshots.previousOfSource(image);
+    const changedBytes = previous ? this.diff(previous.id, image.id).changedBytes : 0;
+    return describeSnapshot(image, this.#usage(image), changedBytes);
+  }
+
+  #usage(image: ImageRecord): { allocatedBytes: number; usedBytes: number } {
+    let allocated = 0;
+    forEachMapped(this.#store, image.map, () => allocated++);
+    return {
+      allocatedBytes: allocated * this.chunkSizeBytes,
+      usedBytes: countExclusiveChunks(this.#store, image.map) * this.chunkSizeBytes,
+    };
+  }
+}
+
+function volumeGroupInfo(record: { name: string; createdAtMs: number }): VolumeGroupInfo {
+  return { id: record.name, name: record.name, createdAt: new Date(record.createdAtMs).toISOString() };
+}
+
+function sameSource(existing: CreationSource, requested: CreateVolumeRequest["source"]): boolean {
+  if (existing.kind === "none" || requested === undefined) return existing.kind === "none" && requested === undefined;
+  return existing.kind === requested.kind && existing.sourceId === requested.id;
+}
