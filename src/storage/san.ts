@@ -612,8 +612,11 @@ export class San {
 
   /** The image with this id, optionally of one kind; NotFound names what was looked for. */
   #image(id: string, kind?: "volume" | "snapshot"): ImageRecord {
+    const found = this.#catalog.images.get(id);
+    // The hot path (every read and write) skips validation: a known id is a valid one.
+    if (found && (kind === undefined || found.kind === kind)) return found;
     parseId(kind ?? "image", id);
-    const image = this.#catalog.images.get(id);
+    const image = found;
     if (!image || (kind !== undefined && image.kind !== kind)) {
       const what = kind ?? "volume or snapshot";
       const other = image ? ` (${id} is a ${image.kind})` : "";
