@@ -1,7 +1,19 @@
 // Small pure helpers of the SAN: option validation, range coalescing and the JSON shapes of images.
 import type { ImageRecord } from "./catalog.ts";
-import { InvalidArgumentError } from "./errors.ts";
-import { type ByteRange, DEFAULT_LIMITS, type SanLimits, type SnapshotInfo, type VolumeInfo } from "./types.ts";
+import { InvalidArgumentError, OutOfRangeError } from "./errors.ts";
+import {
+  type ByteRange,
+  type CreateVolumeRequest,
+  type CreationSource,
+  DEFAULT_LIMITS,
+  type SanLimits,
+  type SnapshotInfo,
+  type VolumeGroupInfo,
+  type VolumeInfo,
+} from "./types.ts";
+
+/** Largest single read or write: callers stream bigger ranges in pieces. */
+const MAX_IO_BYTES = 256 * 1024 * 1024;
 
 /** Throws unless the chunk size is a power of two from 4 KiB to 1 MiB. */
 export function validateChunkSize(chunkSizeBytes: number): void {
@@ -70,4 +82,40 @@ export function describeSnapshot(image: ImageRecord, usage: { allocatedBytes: nu
     groupSnapshotId: image.groupSnapshotId,
     readyToUse: true,
   };
+}
+
+/** Throws unless [offset, offset+length) is a valid range of the image. */
+export function checkRange(image: ImageRecord, offset: number, length: number, verb: "read" | "write"): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+    throw new InvalidArgumentError(`Cannot ${verb} ${image.id}: offset ${String(offset)} and length ${String(length)} must be whole numbers of 0 or more.`);
+  }
+  if (length > MAX_IO_BYTES) {
+    throw new InvalidArgumentError(`Cannot ${verb} ${length} bytes of ${image.id} at once: the limit is ${MAX_IO_BYTES}; split the request.`);
+  }
+  if (offset + length > image.sizeBytes) {
+    throw new OutOfRangeError(
+      `Cannot ${verb} ${length} bytes at offset ${offset} of ${image.id}: the ${image.kind} is ${image.sizeBytes} bytes long.`,
+    );
+  }
+}
+
+/** Throws unless a size is positive and a multiple of the sector size. */
+export function validateSize(what: string, sizeBytes: number, sectorSize: number): void {
+  if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) {
+    throw new InvalidArgumentError(`The size of ${what} must be a positive whole number of bytes; got ${String(sizeBytes)}.`);
+  }
+  if (sizeBytes % sectorSize !== 0) {
+    throw new InvalidArgumentError(`The size of ${what} (${sizeBytes} bytes) is not a multiple of its ${sectorSize}-byte sector size.`);
+  }
+}
+
+/** The JSON shape of a volume group. */
+export function volumeGroupInfo(record: { name: string; createdAtMs: number }): VolumeGroupInfo {
+  return { id: record.name, name: record.name, createdAt: new Date(record.createdAtMs).toISOString() };
+}
+
+/** True when a create request names the source an existing volume was made from. */
+export function sameSource(existing: CreationSource, requested: CreateVolumeRequest["source"]): boolean {
+  if (existing.kind === "none" || requested === undefined) return existing.kind === "none" && requested === undefined;
+  return existing.kind === requested.kind && existing.sourceId === requested.id;
 }

@@ -1,31 +1,35 @@
 // The SAN engine: one data directory with volume groups, thin volumes, instant snapshots and clones, limits and usage.
 import crypto from "node:crypto";
-import fs from "node:fs";
-import path from "node:path";
 import { type ImageRecord, type LoadedCatalog, insertImage, loadCatalog, paginate } from "./catalog.ts";
 import { checkConsistency } from "./check.ts";
 import { countExclusiveChunks, depthFor, diffChunks, forEachMapped, growTo, release, share } from "./chunk-map.ts";
-import { DirLock } from "./dir-lock.ts";
+import { DataDir } from "./data-dir.ts";
 import {
   AlreadyExistsError,
   CapacityExceededError,
-  CorruptError,
-  EsanError,
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
-  OutOfRangeError,
   ReadOnlyError,
 } from "./errors.ts";
-import { ExtentFile } from "./extent-file.ts";
-import { extentsNeeded, type IoContext, readImage, writeImage, type ZeroMode, zeroImage } from "./image-io.ts";
-import { FORMAT_VERSION, MetaDb } from "./metadata.ts";
-import { PageStore } from "./page-store.ts";
-import { coalesceChunks, describeImage, describeSnapshot, validateChunkSize, validateLimits } from "./san-support.ts";
+import { extentsNeeded, readImage, writeImage, type ZeroMode, zeroImage } from "./image-io.ts";
+import { joinId, parseId, validateName } from "./names.ts";
+import {
+  checkRange,
+  coalesceChunks,
+  describeImage,
+  describeSnapshot,
+  sameSource,
+  validateChunkSize,
+  validateLimits,
+  validateSize,
+  volumeGroupInfo,
+} from "./san-support.ts";
 import { SnapshotOps } from "./snapshot-ops.ts";
 import {
   type ByteRange,
   type CheckReport,
+  type CreateVolumeRequest,
   type CreationSource,
   DEFAULT_CHUNK_SIZE_BYTES,
   type DiffResult,
@@ -36,40 +40,21 @@ import {
   type SanEnvironment,
   type SanInfo,
   type SanLimits,
-  type SectorSize,
   type SnapshotInfo,
   type VolumeGroupInfo,
   type VolumeInfo,
   type WriteOptions,
   type ZeroOptions,
 } from "./types.ts";
-import { joinId, parseId, validateName } from "./names.ts";
 
-const META_FILE = "meta.sqlite";
-const EXTENTS_FILE = "extents.dat";
-/** Largest single read: callers stream bigger ranges in pieces. */
-const MAX_IO_BYTES = 256 * 1024 * 1024;
 /** Extent ids are 32-bit, so a SAN holds at most this many chunks. */
 const MAX_EXTENTS = 0xffff_ffff;
 
-/** Request of `createVolume`. */
-export interface CreateVolumeRequest {
-  volumeGroup: string;
-  name: string;
-  sizeBytes: number;
-  /** 512 (default) or 4096; a clone inherits its source's. */
-  sectorSize?: SectorSize;
-  /** Clone instantly from a snapshot or a volume; the new volume may be larger than the source. */
-  source?: { kind: "snapshot" | "volume"; id: string };
-}
 
 /**
  * One SAN in one data directory, owned by this process. Every method is synchronous, so each runs as one atomic
  * step of the event loop; async callers that need longer critical sections use KeyedLock around them.
- *
- * Durability: writes land in the extents file at once, but the maps that point at new extents reach the metadata
- * database only at a commit (flush, FUA, or any catalog change). A commit fsyncs the data first, then commits the
- * metadata in one SQLite transaction, so committed metadata never points at data that is not on disk.
+ * Durability and the commit protocol live in DataDir; this class is the catalog and its rules.
  */
 export class San {
   readonly dataDir: string;
@@ -77,45 +62,22 @@ export class San {
   readonly capacityBytes: number;
   readonly limits: SanLimits;
   readonly #env: SanEnvironment;
-  readonly #lock: DirLock;
-  readonly #db: MetaDb;
-  readonly #file: ExtentFile;
-  readonly #store: PageStore;
+  readonly #dir: DataDir;
   readonly #catalog: LoadedCatalog;
   readonly #snapshots: SnapshotOps;
-  /** Images whose map or size changed since the last commit. */
-  readonly #dirtyMaps = new Set<ImageRecord>();
-  /** True when extent data was written since the last fdatasync. */
-  #dataDirty = false;
-  #closed = false;
-  /** Set when a commit failed half-way: memory no longer matches disk, and only a reopen can fix that. */
-  #failure: unknown = null;
 
-  private constructor(dataDir: string, env: Partial<SanEnvironment> | undefined, lock: DirLock) {
-    this.dataDir = dataDir;
+  private constructor(dir: DataDir, env: Partial<SanEnvironment> | undefined) {
+    this.#dir = dir;
     this.#env = { now: env?.now ?? Date.now, newUniqueId: env?.newUniqueId ?? (() => crypto.randomUUID()) };
-    this.#lock = lock;
+    this.dataDir = dir.path;
+    ({ chunkSizeBytes: this.chunkSizeBytes, capacityBytes: this.capacityBytes, limits: this.limits } = dir.settings);
     try {
-      this.#db = new MetaDb(path.join(dataDir, META_FILE));
-      const settings = this.#db.settings();
-      const format = Number(settings.get("formatVersion"));
-      if (format !== FORMAT_VERSION) {
-        throw new CorruptError(`The data directory ${dataDir} has metadata format ${String(settings.get("formatVersion"))}; this esan reads format ${FORMAT_VERSION}.`);
-      }
-      this.chunkSizeBytes = Number(settings.get("chunkSizeBytes"));
-      this.capacityBytes = Number(settings.get("capacityBytes"));
-      this.limits = JSON.parse(settings.get("limits") ?? "{}") as SanLimits;
-      const counters = { extentHighWater: Number(settings.get("extentHighWater")), nextPageId: Number(settings.get("nextPageId")) };
-      this.#file = new ExtentFile(path.join(dataDir, EXTENTS_FILE), this.chunkSizeBytes);
-      // Slots past the committed high-water mark hold only data no commit points at (a crash cut it off).
-      this.#file.truncateAfter(counters.extentHighWater);
-      this.#store = new PageStore(this.#db, counters, Math.floor(this.capacityBytes / this.chunkSizeBytes));
-      this.#catalog = loadCatalog(this.#db, this.#env.now() - this.limits.snapshotRateWindowMs);
-      this.#snapshots = new SnapshotOps(this.#catalog, this.limits, () => this.#env.now());
+      this.#catalog = loadCatalog(dir.db, this.#env.now() - this.limits.snapshotRateWindowMs);
     } catch (err) {
-      lock.release();
+      dir.close();
       throw err;
     }
+    this.#snapshots = new SnapshotOps(this.#catalog, this.limits, () => this.#env.now());
   }
 
   /** Creates a SAN in `dataDir` (made if missing); refuses a directory that already holds one. */
@@ -134,50 +96,18 @@ export class San {
       );
     }
     const limits = validateLimits(options.limits ?? {});
-    fs.mkdirSync(dataDir, { recursive: true });
-    const lock = DirLock.acquire(dataDir);
-    try {
-      if (fs.existsSync(path.join(dataDir, META_FILE))) {
-        throw new AlreadyExistsError(`The data directory ${dataDir} already holds a SAN; open it instead, or choose an empty directory.`);
-      }
-      const db = new MetaDb(path.join(dataDir, META_FILE));
-      db.transaction(() => {
-        const put = (key: string, value: string | number): void => void db.putSetting.run(key, String(value));
-        put("formatVersion", FORMAT_VERSION);
-        put("capacityBytes", capacityBytes);
-        put("chunkSizeBytes", chunkSizeBytes);
-        put("limits", JSON.stringify(limits));
-        put("extentHighWater", 0);
-        put("nextPageId", 1);
-        put("createdAt", (env?.now ?? Date.now)());
-      });
-      db.close();
-    } catch (err) {
-      lock.release();
-      throw err;
-    }
-    return new San(dataDir, env, lock);
+    const dir = DataDir.initialize(dataDir, { capacityBytes, chunkSizeBytes, limits, createdAtMs: (env?.now ?? Date.now)() });
+    return new San(dir, env);
   }
 
   /** Opens the SAN in `dataDir`, returning to its last commit if its previous owner crashed. */
   static open(dataDir: string, env?: Partial<SanEnvironment>): San {
-    if (!fs.existsSync(path.join(dataDir, META_FILE))) {
-      throw new NotFoundError(`No SAN exists in ${dataDir}; create one with 'esan san create --data-dir ${dataDir} --capacity SIZE'.`);
-    }
-    return new San(dataDir, env, DirLock.acquire(dataDir));
+    return new San(DataDir.open(dataDir), env);
   }
 
   /** Commits everything and gives up the data directory. */
   close(): void {
-    if (this.#closed) return;
-    try {
-      if (this.#failure === null) this.flush();
-    } finally {
-      this.#closed = true;
-      this.#file.close();
-      this.#db.close();
-      this.#lock.release();
-    }
+    this.#dir.close();
   }
 
   /** Capacity, usage and limits. */
@@ -194,7 +124,7 @@ export class San {
         snapshotCount++;
       }
     }
-    const physicalBytes = this.#store.liveExtents * this.chunkSizeBytes;
+    const physicalBytes = this.#dir.store.liveExtents * this.chunkSizeBytes;
     return {
       capacityBytes: this.capacityBytes,
       chunkSizeBytes: this.chunkSizeBytes,
@@ -215,7 +145,7 @@ export class San {
     const existing = this.#catalog.volumeGroups.get(name);
     if (existing) return volumeGroupInfo(existing);
     const record = { name, createdAtMs: this.#env.now() };
-    this.#commit(() => this.#db.db.prepare("INSERT INTO volume_groups (name, created_at) VALUES (?, ?)").run(name, record.createdAtMs));
+    this.#commit(() => this.#dir.db.db.prepare("INSERT INTO volume_groups (name, created_at) VALUES (?, ?)").run(name, record.createdAtMs));
     this.#catalog.volumeGroups.set(name, record);
     return volumeGroupInfo(record);
   }
@@ -233,7 +163,7 @@ export class San {
     if (members > 0) {
       throw new FailedPreconditionError(`Cannot delete volume group ${name}: it still holds ${members} volumes or snapshots. Delete them first.`);
     }
-    this.#commit(() => this.#db.db.prepare("DELETE FROM volume_groups WHERE name = ?").run(name));
+    this.#commit(() => this.#dir.db.db.prepare("DELETE FROM volume_groups WHERE name = ?").run(name));
     this.#catalog.volumeGroups.delete(name);
   }
 
@@ -263,7 +193,7 @@ export class San {
     if (sectorSize !== 512 && sectorSize !== 4096) {
       throw new InvalidArgumentError(`The sector size ${String(sectorSize)} is not supported; use 512 or 4096.`);
     }
-    this.#validateSize(`volume ${id}`, request.sizeBytes, sectorSize);
+    validateSize(`volume ${id}`, request.sizeBytes, sectorSize);
     const creationData: CreationSource = source ? { kind: source.kind, sourceId: source.id, sourceUniqueId: source.uniqueId } : { kind: "none" };
     if (source) {
       if (sectorSize !== source.sectorSize) {
@@ -277,8 +207,8 @@ export class San {
     }
     this.#checkProvisioning(id, request.sizeBytes);
 
-    const map = source ? share(this.#store, source.map) : { root: 0, depth: 0 };
-    growTo(this.#store, map, depthFor(this.#chunkCount(request.sizeBytes)));
+    const map = source ? share(this.#dir.store, source.map) : { root: 0, depth: 0 };
+    growTo(this.#dir.store, map, depthFor(this.#chunkCount(request.sizeBytes)));
     const record: ImageRecord = {
       id,
       volumeGroup,
@@ -293,7 +223,7 @@ export class San {
       seq: this.#catalog.nextSeq++,
       createdAtMs: this.#env.now(),
     };
-    this.#commit(() => insertImage(this.#db, record));
+    this.#commit(() => insertImage(this.#dir.db, record));
     this.#catalog.images.set(id, record);
     return this.#volumeInfo(record);
   }
@@ -317,15 +247,15 @@ export class San {
   resizeVolume(id: string, sizeBytes: number): VolumeInfo {
     this.#usable();
     const volume = this.#image(id, "volume");
-    this.#validateSize(`volume ${id}`, sizeBytes, volume.sectorSize);
+    validateSize(`volume ${id}`, sizeBytes, volume.sectorSize);
     if (sizeBytes === volume.sizeBytes) return this.#volumeInfo(volume);
     if (sizeBytes < volume.sizeBytes) {
       throw new FailedPreconditionError(`Cannot shrink volume ${id} from ${volume.sizeBytes} to ${sizeBytes} bytes: volumes only grow.`);
     }
     this.#checkProvisioning(id, sizeBytes - volume.sizeBytes);
-    growTo(this.#store, volume.map, depthFor(this.#chunkCount(sizeBytes)));
+    growTo(this.#dir.store, volume.map, depthFor(this.#chunkCount(sizeBytes)));
     volume.sizeBytes = sizeBytes;
-    this.#dirtyMaps.add(volume);
+    this.#dir.mapChanged(volume);
     this.#commit();
     return this.#volumeInfo(volume);
   }
@@ -334,27 +264,28 @@ export class San {
   deleteVolume(id: string): void {
     this.#usable();
     const volume = this.#image(id, "volume");
-    release(this.#store, volume.map);
+    release(this.#dir.store, volume.map);
+    this.#dir.forget(volume);
     this.#catalog.images.delete(id);
-    this.#commit(() => this.#db.deleteImage.run(id));
+    this.#commit(() => this.#dir.db.deleteImage.run(id));
   }
 
   /** Reads from a volume or a snapshot. */
   read(imageId: string, offset: number, length: number): Buffer {
     this.#usable();
     const image = this.#image(imageId);
-    this.#checkRange(image, offset, length, "read");
-    return readImage(this.#io(), image.map, offset, length);
+    checkRange(image, offset, length, "read");
+    return readImage(this.#dir.io, image.map, offset, length);
   }
 
   /** Writes to a volume; durable at return with `fua`, otherwise at the next flush. */
   write(volumeId: string, offset: number, data: Uint8Array, options: WriteOptions = {}): void {
     this.#usable();
     const volume = this.#writable(volumeId, "write to");
-    this.#checkRange(volume, offset, data.byteLength, "write");
+    checkRange(volume, offset, data.byteLength, "write");
     this.#reserve(volume, offset, data.byteLength);
-    this.#mutating(() => writeImage(this.#io(), volume.map, offset, data));
-    this.#afterWrite(volume, options);
+    this.#dir.mutate(volume, () => writeImage(this.#dir.io, volume.map, offset, data));
+    if (options.fua) this.flush();
   }
 
   /** Makes a range of a volume read as zeroes, unmapping whole chunks unless `noHole`. */
@@ -370,8 +301,7 @@ export class San {
   /** Makes every write acknowledged so far durable. */
   flush(): void {
     this.#usable();
-    if (this.#store.dirty || this.#dirtyMaps.size > 0) this.#commit();
-    else if (this.#dataDirty) this.#syncData();
+    this.#dir.flush();
   }
 
   /** Mapped ranges of an image, chunk-granular and coalesced, clipped to its size. */
@@ -379,7 +309,7 @@ export class San {
     this.#usable();
     const image = this.#image(imageId);
     const chunks: number[] = [];
-    forEachMapped(this.#store, image.map, (chunk) => chunks.push(chunk));
+    forEachMapped(this.#dir.store, image.map, (chunk) => chunks.push(chunk));
     return coalesceChunks(chunks, this.chunkSizeBytes, image.sizeBytes);
   }
 
@@ -389,7 +319,7 @@ export class San {
     const base = this.#image(baseId);
     const target = this.#image(targetId);
     const chunks: number[] = [];
-    diffChunks(this.#store, base.map, target.map, (chunk) => chunks.push(chunk));
+    diffChunks(this.#dir.store, base.map, target.map, (chunk) => chunks.push(chunk));
     const ranges = coalesceChunks(chunks, this.chunkSizeBytes, Math.max(base.sizeBytes, target.sizeBytes));
     return { chunkSizeBytes: this.chunkSizeBytes, changedBytes: ranges.reduce((sum, r) => sum + r.length, 0), ranges };
   }
@@ -399,8 +329,8 @@ export class San {
     this.#usable();
     const plan = this.#snapshots.planSingle(request, (id) => this.#image(id, "volume"), (vg) => this.#volumeGroup(vg));
     if (plan.existing) return this.#snapshotInfo(plan.existing);
-    const created = this.#snapshots.apply(plan, this.#store, (record) => this.#newSnapshotRecord(record));
-    this.#commit(() => this.#snapshots.persist(this.#db, created));
+    const created = this.#snapshots.apply(plan, this.#dir.store, (record) => this.#newSnapshotRecord(record));
+    this.#commit(() => this.#snapshots.persist(this.#dir.db, created));
     return this.#snapshotInfo(created.snapshots[0]!);
   }
 
@@ -409,8 +339,8 @@ export class San {
     this.#usable();
     const plan = this.#snapshots.planGroup(request, (id) => this.#image(id, "volume"), (vg) => this.#volumeGroup(vg));
     if (plan.existingGroup) return this.#snapshots.groupInfo(plan.existingGroup);
-    const created = this.#snapshots.apply(plan, this.#store, (record) => this.#newSnapshotRecord(record));
-    this.#commit(() => this.#snapshots.persist(this.#db, created));
+    const created = this.#snapshots.apply(plan, this.#dir.store, (record) => this.#newSnapshotRecord(record));
+    this.#commit(() => this.#snapshots.persist(this.#dir.db, created));
     return this.#snapshots.groupInfo(created.group!);
   }
 
@@ -442,9 +372,10 @@ export class San {
         `Cannot delete snapshot ${id} on its own: it belongs to group snapshot ${snapshot.groupSnapshotId}. Delete the group snapshot instead.`,
       );
     }
-    release(this.#store, snapshot.map);
+    release(this.#dir.store, snapshot.map);
+    this.#dir.forget(snapshot);
     this.#catalog.images.delete(id);
-    this.#commit(() => this.#db.deleteImage.run(id));
+    this.#commit(() => this.#dir.db.deleteImage.run(id));
   }
 
   getGroupSnapshot(id: string): GroupSnapshotInfo {
@@ -467,13 +398,14 @@ export class San {
     const group = this.#snapshots.group(id);
     const members = group.members.map((m) => this.#catalog.images.get(m.snapshotId)).filter((m) => m !== undefined);
     for (const member of members) {
-      release(this.#store, member.map);
+      release(this.#dir.store, member.map);
+      this.#dir.forget(member);
       this.#catalog.images.delete(member.id);
     }
     this.#catalog.groupSnapshots.delete(id);
     this.#commit(() => {
-      for (const member of members) this.#db.deleteImage.run(member.id);
-      this.#db.db.prepare("DELETE FROM group_snapshots WHERE id = ?").run(id);
+      for (const member of members) this.#dir.db.deleteImage.run(member.id);
+      this.#dir.db.db.prepare("DELETE FROM group_snapshots WHERE id = ?").run(id);
     });
   }
 
@@ -481,110 +413,40 @@ export class San {
   check(): CheckReport {
     this.#usable();
     this.flush();
-    return checkConsistency(this.#db, this.chunkSizeBytes);
+    return checkConsistency(this.#dir.db, this.chunkSizeBytes);
   }
 
   // ---- internals ----
 
-  #io(): IoContext {
-    return { store: this.#store, file: this.#file, chunkSizeBytes: this.chunkSizeBytes };
-  }
-
   #usable(): void {
-    if (this.#closed) throw new FailedPreconditionError(`The SAN in ${this.dataDir} is closed; open it again.`);
-    if (this.#failure !== null) {
-      throw new CorruptError(`The SAN in ${this.dataDir} stopped after a failed commit; reopen it to return to its last commit.`, {
-        cause: this.#failure,
-      });
-    }
+    this.#dir.usable();
   }
 
-  /** Runs a mutation of in-memory state; an unexpected throw leaves memory ahead of disk, so the SAN stops. */
-  #mutating(work: () => void): void {
-    try {
-      work();
-      this.#dataDirty = true;
-    } catch (err) {
-      if (!(err instanceof EsanError)) this.#failure = err;
-      throw err;
-    }
-  }
-
-  #syncData(): void {
-    this.#file.sync();
-    this.#dataDirty = false;
-  }
-
-  /** fsync data, then commit catalog changes, changed maps and page/extent counts in one transaction. */
   #commit(catalogChanges?: () => void): void {
-    try {
-      this.#syncData();
-      this.#db.transaction(() => {
-        catalogChanges?.();
-        for (const image of this.#dirtyMaps) {
-          if (this.#catalog.images.get(image.id) === image) {
-            this.#db.updateImageMap.run(image.map.root, image.map.depth, image.sizeBytes, image.id);
-          }
-        }
-        this.#store.writeDirty();
-      });
-    } catch (err) {
-      this.#failure = err;
-      throw new CorruptError(`Committing metadata in ${this.dataDir} failed: ${(err as Error).message}. Reopen the SAN.`, { cause: err });
-    }
-    this.#dirtyMaps.clear();
-    this.#store.afterCommit();
+    this.#dir.commit(catalogChanges);
   }
 
   #zero(volumeId: string, offset: number, length: number, mode: ZeroMode, options: WriteOptions, verb: string): void {
     this.#usable();
     const volume = this.#writable(volumeId, verb);
-    this.#checkRange(volume, offset, length, "write");
+    checkRange(volume, offset, length, "write");
     this.#reserve(volume, offset, length, mode);
-    this.#mutating(() => zeroImage(this.#io(), volume.map, offset, length, volume.sizeBytes, mode));
-    this.#afterWrite(volume, options);
-  }
-
-  #afterWrite(volume: ImageRecord, options: WriteOptions): void {
-    this.#dirtyMaps.add(volume);
+    this.#dir.mutate(volume, () => zeroImage(this.#dir.io, volume.map, offset, length, volume.sizeBytes, mode));
     if (options.fua) this.flush();
   }
 
   /** Refuses, before any change, a request needing more new extents than the SAN can give. */
   #reserve(volume: ImageRecord, offset: number, length: number, zero?: ZeroMode): void {
-    const needed = extentsNeeded(this.#io(), volume.map, offset, length, volume.sizeBytes, zero);
-    if (needed <= this.#store.allocatableExtents()) return;
+    const needed = extentsNeeded(this.#dir.io, volume.map, offset, length, volume.sizeBytes, zero);
+    if (needed <= this.#dir.store.allocatableExtents()) return;
     // Extents released since the last commit become reusable once a commit records their release.
-    if (this.#store.pendingFreeCount > 0) this.#commit();
-    const available = this.#store.allocatableExtents();
+    if (this.#dir.store.pendingFreeCount > 0) this.#commit();
+    const available = this.#dir.store.allocatableExtents();
     if (needed > available) {
       throw new CapacityExceededError(
         `Cannot write ${length} bytes to ${volume.id}: it needs ${needed} new ${this.chunkSizeBytes}-byte chunks and the SAN has ${available} free ` +
           `of ${this.capacityBytes} bytes capacity. Delete snapshots or volumes, or grow the SAN.`,
       );
-    }
-  }
-
-  #checkRange(image: ImageRecord, offset: number, length: number, verb: "read" | "write"): void {
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
-      throw new InvalidArgumentError(`Cannot ${verb} ${image.id}: offset ${String(offset)} and length ${String(length)} must be whole numbers of 0 or more.`);
-    }
-    if (length > MAX_IO_BYTES) {
-      throw new InvalidArgumentError(`Cannot ${verb} ${length} bytes of ${image.id} at once: the limit is ${MAX_IO_BYTES}; split the request.`);
-    }
-    if (offset + length > image.sizeBytes) {
-      throw new OutOfRangeError(
-        `Cannot ${verb} ${length} bytes at offset ${offset} of ${image.id}: the ${image.kind} is ${image.sizeBytes} bytes long.`,
-      );
-    }
-  }
-
-  #validateSize(what: string, sizeBytes: number, sectorSize: number): void {
-    if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) {
-      throw new InvalidArgumentError(`The size of ${what} must be a positive whole number of bytes; got ${String(sizeBytes)}.`);
-    }
-    if (sizeBytes % sectorSize !== 0) {
-      throw new InvalidArgumentError(`The size of ${what} (${sizeBytes} bytes) is not a multiple of its ${sectorSize}-byte sector size.`);
     }
   }
 
@@ -658,19 +520,10 @@ export class San {
 
   #usage(image: ImageRecord): { allocatedBytes: number; usedBytes: number } {
     let allocated = 0;
-    forEachMapped(this.#store, image.map, () => allocated++);
+    forEachMapped(this.#dir.store, image.map, () => allocated++);
     return {
       allocatedBytes: allocated * this.chunkSizeBytes,
-      usedBytes: countExclusiveChunks(this.#store, image.map) * this.chunkSizeBytes,
+      usedBytes: countExclusiveChunks(this.#dir.store, image.map) * this.chunkSizeBytes,
     };
   }
-}
-
-function volumeGroupInfo(record: { name: string; createdAtMs: number }): VolumeGroupInfo {
-  return { id: record.name, name: record.name, createdAt: new Date(record.createdAtMs).toISOString() };
-}
-
-function sameSource(existing: CreationSource, requested: CreateVolumeRequest["source"]): boolean {
-  if (existing.kind === "none" || requested === undefined) return existing.kind === "none" && requested === undefined;
-  return existing.kind === requested.kind && existing.sourceId === requested.id;
 }

@@ -165,3 +165,14 @@ export interface CheckReport {
   extents: number;
   freeExtents: number;
 }
+
+/** Request of `createVolume`. */
+export interface CreateVolumeRequest {
+  volumeGroup: string;
+  name: string;
+  sizeBytes: number;
+  /** 512 (default) or 4096; a clone inherits its source's. */
+  sectorSize?: SectorSize;
+  /** Clone instantly from a snapshot or a volume; the new volume may be larger than the source. */
+  source?: { kind: "snapshot" | "volume"; id: string };
+}
