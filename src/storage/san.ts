@@ -161,7 +161,7 @@ export class San {
     this.#volumeGroup(name);
     const members = [...this.#catalog.images.values()].filter((i) => i.volumeGroup === name).length;
     if (members > 0) {
-      throw new FailedPreconditionError(`Cannot delete volume group ${name}: it still holds ${members} volumes or snapshots. Delete them first.`);
+      throw new FailedPreconditionError(`Cannot delete volume group ${name}: it still holds ${members} volume(s) or snapshot(s). Delete them first.`);
     }
     this.#commit(() => this.#dir.db.db.prepare("DELETE FROM volume_groups WHERE name = ?").run(name));
     this.#catalog.volumeGroups.delete(name);
