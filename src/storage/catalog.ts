@@ -19,6 +19,8 @@ export interface ImageRecord {
   groupSnapshotId: string | null;
   /** Creation order across the SAN; orders snapshots of one source. */
   seq: number;
+  /** Chunks mapped in this image, kept current by every write and committed with the map. */
+  mappedChunks: number;
   createdAtMs: number;
 }
 
@@ -104,6 +106,7 @@ function imageFromRow(row: ImageRow): ImageRecord {
     groupSnapshotId: row.group_snapshot_id,
     seq: row.seq,
     createdAtMs: row.created_at,
+    mappedChunks: row.mapped_chunks,
   };
 }
 
@@ -120,6 +123,7 @@ export function insertImage(db: MetaDb, image: ImageRecord): void {
     sector_size: image.sectorSize,
     root_page: image.map.root,
     depth: image.map.depth,
+    mapped_chunks: image.mappedChunks,
     source_kind: source.kind,
     source_id: source.kind === "none" ? null : source.sourceId,
     source_unique_id: source.kind === "none" ? null : source.sourceUniqueId,

@@ -31,11 +31,12 @@ export function checkConsistency(db: MetaDb, chunkSizeBytes: number): CheckRepor
     pages.set(row.id, { level: row.level, refs: row.refs, entries });
     if (row.id >= nextPageId) fault(`page ${row.id} is at or past the next page id ${nextPageId}`);
   }
-  const images = db.db.prepare("SELECT id, root_page, depth, size_bytes FROM images").all() as unknown as {
+  const images = db.db.prepare("SELECT id, root_page, depth, size_bytes, mapped_chunks FROM images").all() as unknown as {
     id: string;
     root_page: number;
     depth: number;
     size_bytes: number;
+    mapped_chunks: number;
   }[];
 
   const pageRefs = new Map<number, number>();
@@ -76,6 +77,24 @@ export function checkConsistency(db: MetaDb, chunkSizeBytes: number): CheckRepor
       pageRefs.set(child, (pageRefs.get(child) ?? 0) + 1);
       pending.push(child);
     }
+  }
+
+  // Mapped chunks under each page, counted once per page however many images share it.
+  const mappedUnder = new Map<number, number>();
+  const countMapped = (id: number): number => {
+    const known = mappedUnder.get(id);
+    if (known !== undefined) return known;
+    const page = pages.get(id);
+    let count = 0;
+    for (const entry of page?.entries ?? []) {
+      if (entry !== 0) count += page!.level === 0 ? 1 : pages.has(entry) ? countMapped(entry) : 0;
+    }
+    mappedUnder.set(id, count);
+    return count;
+  };
+  for (const image of images) {
+    const actual = image.root_page === 0 ? 0 : countMapped(image.root_page);
+    if (actual !== image.mapped_chunks) fault(`image ${image.id} records ${image.mapped_chunks} mapped chunks but maps ${actual}`);
   }
 
   for (const [id, page] of pages) {

@@ -150,18 +150,23 @@ export function countExclusiveChunks(store: PageStore, map: ImageMap): number {
  */
 export function diffChunks(store: PageStore, a: ImageMap, b: ImageMap, visit: (chunk: number) => void): void {
   const depth = Math.max(a.depth, b.depth);
+  const empty = new Uint32Array(FANOUT);
   // A map shallower than `depth` is seen through virtual pages whose entry 0 is the real root.
-  const child = (id: number, level: number, index: number): number => {
-    if (id === 0) return 0;
+  const entriesAt = (id: number, level: number): Uint32Array => {
+    if (id === 0) return empty;
     const page = store.page(id);
-    if (page.level < level) return index === 0 ? id : 0;
-    return page.entries[index]!;
+    if (page.level === level) return page.entries;
+    const virtual = new Uint32Array(FANOUT);
+    virtual[0] = id;
+    return virtual;
   };
   const walk = (idA: number, idB: number, level: number, firstChunk: number): void => {
     const span = FANOUT ** level;
+    const entriesA = entriesAt(idA, level);
+    const entriesB = entriesAt(idB, level);
     for (let i = 0; i < FANOUT; i++) {
-      const ca = child(idA, level, i);
-      const cb = child(idB, level, i);
+      const ca = entriesA[i]!;
+      const cb = entriesB[i]!;
       if (ca === cb) continue;
       if (level === 0) visit(firstChunk + i);
       else walk(ca, cb, level - 1, firstChunk + i * span);

@@ -116,10 +116,11 @@ export class DataDir {
     }
   }
 
-  /** Runs a data-path mutation of `image`; an unexpected throw leaves memory ahead of disk, so the session stops. */
-  mutate(image: ImageRecord, work: () => void): void {
+  /** Runs a data-path mutation of `image` that returns its change in mapped chunks; an unexpected throw leaves memory ahead of disk, so the session stops. */
+  mutate(image: ImageRecord, work: () => number): void {
     try {
-      work();
+      const mappedChange = work();
+      image.mappedChunks += mappedChange;
     } catch (err) {
       if (!(err instanceof EsanError)) this.#failure = err;
       throw err;
@@ -145,7 +146,7 @@ export class DataDir {
       this.#syncData();
       this.db.transaction(() => {
         catalogChanges?.();
-        for (const image of this.#dirtyMaps) this.db.updateImageMap.run(image.map.root, image.map.depth, image.sizeBytes, image.id);
+        for (const image of this.#dirtyMaps) this.db.updateImageMap.run(image.map.root, image.map.depth, image.mappedChunks, image.sizeBytes, image.id);
         this.store.writeDirty();
       });
     } catch (err) {

@@ -73,18 +73,27 @@ function coversChunk(ctx: IoContext, chunk: number, offsetInChunk: number, piece
   return pieceLength === ctx.chunkSizeBytes || chunk * ctx.chunkSizeBytes + pieceLength >= sizeBytes;
 }
 
-/** Writes `data` at `offset`, copying shared chunks first. The caller has checked range and capacity. */
-export function writeImage(ctx: IoContext, map: ImageMap, offset: number, data: Uint8Array): void {
+/**
+ * Writes `data` at `offset`, copying shared chunks first. The caller has checked range and capacity.
+ * Returns how many chunks became mapped.
+ */
+export function writeImage(ctx: IoContext, map: ImageMap, offset: number, data: Uint8Array): number {
   const pieces: FileIo[] = [];
+  let newlyMapped = 0;
   forEachPiece(ctx.chunkSizeBytes, offset, data.byteLength, (chunk, offsetInChunk, pieceLength, at) => {
-    writePiece(ctx, map, chunk, offsetInChunk, data.subarray(at, at + pieceLength), pieces);
+    newlyMapped += writePiece(ctx, map, chunk, offsetInChunk, data.subarray(at, at + pieceLength), pieces);
   });
   ctx.file.writeAll(pieces);
+  return newlyMapped;
 }
 
-/** Makes a range read as zeroes: whole chunks are unmapped (or, with noHole, overwritten), partial ones zero-filled. */
-export function zeroImage(ctx: IoContext, map: ImageMap, offset: number, length: number, sizeBytes: number, mode: ZeroMode): void {
+/**
+ * Makes a range read as zeroes: whole chunks are unmapped (or, with noHole, overwritten), partial ones zero-filled.
+ * Returns the change in mapped chunks (negative when chunks were unmapped).
+ */
+export function zeroImage(ctx: IoContext, map: ImageMap, offset: number, length: number, sizeBytes: number, mode: ZeroMode): number {
   const pieces: FileIo[] = [];
+  let mappedChange = 0;
   const zeroes = Buffer.alloc(ctx.chunkSizeBytes);
   forEachPiece(ctx.chunkSizeBytes, offset, length, (chunk, offsetInChunk, pieceLength) => {
     const mapped = lookup(ctx.store, map, chunk) !== 0;
@@ -97,26 +106,28 @@ export function zeroImage(ctx: IoContext, map: ImageMap, offset: number, length:
         leaf.entries[index] = 0;
         ctx.store.touch(leaf);
         ctx.store.decrefExtent(extent);
+        mappedChange--;
         return;
       }
     }
-    writePiece(ctx, map, chunk, offsetInChunk, zeroes.subarray(0, pieceLength), pieces);
+    mappedChange += writePiece(ctx, map, chunk, offsetInChunk, zeroes.subarray(0, pieceLength), pieces);
   });
   ctx.file.writeAll(pieces);
+  return mappedChange;
 }
 
 /**
  * One chunk's part of a write. An extent this image holds alone is overwritten in place; otherwise a new extent
  * gets the old content (or zeroes) with the piece laid over it, and the old extent loses this image's reference.
  */
-function writePiece(ctx: IoContext, map: ImageMap, chunk: number, offsetInChunk: number, data: Uint8Array, pieces: FileIo[]): void {
+function writePiece(ctx: IoContext, map: ImageMap, chunk: number, offsetInChunk: number, data: Uint8Array, pieces: FileIo[]): 0 | 1 {
   const { store, file, chunkSizeBytes } = ctx;
   const leaf = writableLeaf(store, map, chunk);
   const index = leafIndex(chunk);
   const old = leaf.entries[index]!;
   if (old !== 0 && store.extentRefs(old) === 1) {
     pieces.push({ position: file.position(old, offsetInChunk), buffer: data });
-    return;
+    return 0;
   }
   const { id, fresh } = store.allocateExtent();
   if (data.byteLength === chunkSizeBytes) {
@@ -132,4 +143,5 @@ function writePiece(ctx: IoContext, map: ImageMap, chunk: number, offsetInChunk:
   if (old !== 0) store.decrefExtent(old);
   leaf.entries[index] = id;
   store.touch(leaf);
+  return old === 0 ? 1 : 0;
 }

@@ -17,6 +17,7 @@ CREATE TABLE IF NOT EXISTS images (
   sector_size INTEGER NOT NULL,
   root_page INTEGER NOT NULL,
   depth INTEGER NOT NULL,
+  mapped_chunks INTEGER NOT NULL,
   source_kind TEXT NOT NULL,
   source_id TEXT,
   source_unique_id TEXT,
@@ -49,6 +50,7 @@ export interface ImageRow {
   sector_size: number;
   root_page: number;
   depth: number;
+  mapped_chunks: number;
   source_kind: string;
   source_id: string | null;
   source_unique_id: string | null;
@@ -89,11 +91,11 @@ export class MetaDb {
     this.takeFreeExtent = this.db.prepare("DELETE FROM free_extents WHERE id = ?");
     this.putImage = this.db.prepare(
       `INSERT INTO images (id, volume_group, name, kind, unique_id, size_bytes, sector_size, root_page, depth,
-         source_kind, source_id, source_unique_id, group_snapshot_id, seq, created_at)
+         mapped_chunks, source_kind, source_id, source_unique_id, group_snapshot_id, seq, created_at)
        VALUES (:id, :volume_group, :name, :kind, :unique_id, :size_bytes, :sector_size, :root_page, :depth,
-         :source_kind, :source_id, :source_unique_id, :group_snapshot_id, :seq, :created_at)`,
+         :mapped_chunks, :source_kind, :source_id, :source_unique_id, :group_snapshot_id, :seq, :created_at)`,
     );
-    this.updateImageMap = this.db.prepare("UPDATE images SET root_page = ?, depth = ?, size_bytes = ? WHERE id = ?");
+    this.updateImageMap = this.db.prepare("UPDATE images SET root_page = ?, depth = ?, mapped_chunks = ?, size_bytes = ? WHERE id = ?");
     this.deleteImage = this.db.prepare("DELETE FROM images WHERE id = ?");
     this.putSetting = this.db.prepare("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)");
     this.addSnapshotCreation = this.db.prepare("INSERT INTO snapshot_creations (source_unique_id, at) VALUES (?, ?)");

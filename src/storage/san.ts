@@ -222,6 +222,7 @@ export class San {
       groupSnapshotId: null,
       seq: this.#catalog.nextSeq++,
       createdAtMs: this.#env.now(),
+      mappedChunks: source?.mappedChunks ?? 0,
     };
     this.#commit(() => insertImage(this.#dir.db, record));
     this.#catalog.images.set(id, record);
@@ -501,7 +502,14 @@ export class San {
   }
 
   #newSnapshotRecord(fields: Pick<ImageRecord, "id" | "volumeGroup" | "name" | "groupSnapshotId">): ImageRecord {
-    return { ...fields, kind: "snapshot", uniqueId: this.#env.newUniqueId(), seq: this.#catalog.nextSeq++, createdAtMs: this.#env.now() } as ImageRecord;
+    return {
+      ...fields,
+      kind: "snapshot",
+      uniqueId: this.#env.newUniqueId(),
+      seq: this.#catalog.nextSeq++,
+      createdAtMs: this.#env.now(),
+      mappedChunks: 0,
+    } as ImageRecord;
   }
 
   #volumeInfo(image: ImageRecord): VolumeInfo {
@@ -518,12 +526,13 @@ export class San {
     return describeSnapshot(image, this.#usage(image), changedBytes);
   }
 
+  /** Allocation (kept as a count, O(1)) and exclusive use (O(pages this image holds alone)). */
   #usage(image: ImageRecord): { allocatedBytes: number; usedBytes: number } {
-    let allocated = 0;
-    forEachMapped(this.#dir.store, image.map, () => allocated++);
     return {
-      allocatedBytes: allocated * this.chunkSizeBytes,
+      allocatedBytes: image.mappedChunks * this.chunkSizeBytes,
       usedBytes: countExclusiveChunks(this.#dir.store, image.map) * this.chunkSizeBytes,
     };
   }
+
+
 }

@@ -119,6 +119,7 @@ export class SnapshotOps {
       record.sectorSize = volume.sectorSize;
       record.source = { kind: "volume", sourceId: volume.id, sourceUniqueId: volume.uniqueId };
       record.map = share(store, volume.map);
+      record.mappedChunks = volume.mappedChunks;
       this.#catalog.images.set(record.id, record);
       const creations = this.#catalog.creations.get(volume.uniqueId) ?? [];
       creations.push(atMs);
