@@ -35,7 +35,7 @@ export function lookup(store: PageStore, map: ImageMap, chunk: number): number {
   return id;
 }
 
-/** True when `chunk` is mapped and this image alone holds every page on its path and the extent itself. */
+/** True when `chunk` is mapped and this image alone holds every page on its path and may overwrite the extent in place. */
 export function isExclusive(store: PageStore, map: ImageMap, chunk: number): boolean {
   let id = map.root;
   for (let level = map.depth; level >= 0; level--) {
@@ -44,7 +44,7 @@ export function isExclusive(store: PageStore, map: ImageMap, chunk: number): boo
     if (page.refs > 1) return false;
     id = page.entries[indexAt(chunk, level)] ?? 0;
   }
-  return id !== 0 && store.extentRefs(id) === 1;
+  return id !== 0 && store.extentWritableInPlace(id);
 }
 
 /** Adds levels above the root until the map has `depth`; the old root becomes entry 0 of the new one. */

@@ -125,7 +125,7 @@ function writePiece(ctx: IoContext, map: ImageMap, chunk: number, offsetInChunk:
   const leaf = writableLeaf(store, map, chunk);
   const index = leafIndex(chunk);
   const old = leaf.entries[index]!;
-  if (old !== 0 && store.extentRefs(old) === 1) {
+  if (old !== 0 && store.extentWritableInPlace(old)) {
     pieces.push({ position: file.position(old, offsetInChunk), buffer: data });
     return 0;
   }

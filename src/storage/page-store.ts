@@ -44,6 +44,8 @@ export class PageStore {
   #pendingFree: number[] = [];
   /** Taken from `#free` since the last commit (their free_extents rows must go). */
   #takenFromFree: number[] = [];
+  /** Extents that lost a reference since the last commit but are still held: the commit still shares them. */
+  readonly #droppedSinceCommit = new Set<number>();
   #counters: StoreCounters;
   #liveExtents: number;
 
@@ -144,6 +146,15 @@ export class PageStore {
     return refs;
   }
 
+  /**
+   * True when this map alone holds the extent in memory *and* in the last commit, so its bytes may be overwritten
+   * in place. An extent whose count fell to 1 since the commit is still mapped by another image on disk; writing it
+   * in place would put this image's unflushed data into that image after a crash.
+   */
+  extentWritableInPlace(id: number): boolean {
+    return this.extentRefs(id) === 1 && !this.#droppedSinceCommit.has(id);
+  }
+
   increfExtent(id: number): void {
     this.#extentRefs.set(id, this.extentRefs(id) + 1);
     this.#dirtyExtents.add(id);
@@ -157,6 +168,8 @@ export class PageStore {
     if (refs === 1) {
       this.#liveExtents--;
       this.#pendingFree.push(id);
+    } else {
+      this.#droppedSinceCommit.add(id);
     }
   }
 
@@ -225,6 +238,7 @@ export class PageStore {
     this.#dirtyPages.clear();
     this.#dirtyExtents.clear();
     this.#takenFromFree = [];
+    this.#droppedSinceCommit.clear();
     for (const id of this.#pendingFree) this.#free.push(id);
     this.#pendingFree = [];
   }
