@@ -140,10 +140,10 @@ export class DataDir {
     this.#dirtyMaps.delete(image);
   }
 
-  /** fsync data, then commit catalog changes, changed maps and page/extent counts in one transaction. */
+  /** fsync data (if any was written), then commit catalog changes, changed maps and counts in one transaction. */
   commit(catalogChanges?: () => void): void {
     try {
-      this.#syncData();
+      if (this.#dataDirty) this.#syncData();
       this.db.transaction(() => {
         catalogChanges?.();
         for (const image of this.#dirtyMaps) this.db.updateImageMap.run(image.map.root, image.map.depth, image.mappedChunks, image.sizeBytes, image.id);
