@@ -77,7 +77,7 @@ export interface NbdExportInfo {
 export interface NbdExportProvider {
   list(peer: NbdPeer): NbdExportInfo[] | Promise<NbdExportInfo[]>;
   open(name: string, peer: NbdPeer): NbdBackend | Promise<NbdBackend>;
-  /** The PSK key (hex) for an identity, or null when it is unknown or revoked. Used during the TLS handshake. */
+  /** The PSK key bytes for an identity, or null when it is unknown or revoked. Used during the TLS handshake. */
   pskKey(identity: string): Buffer | null;
 }
 
