@@ -4,12 +4,16 @@ import { InvalidArgumentError } from "./errors.ts";
 import type { ImageRow, MetaDb } from "./metadata.ts";
 import type { CreationSource, ListOptions, ListPage, SectorSize } from "./types.ts";
 
-/** A volume or a snapshot: both are images with a map; only volumes take writes. */
+/**
+ * A volume, a snapshot or a pin: all are images with a map; only volumes take writes. A pin is an internal,
+ * unlisted snapshot that holds a state still needed by a background job (an export, or the base of the next
+ * incremental export); its id is `pin:UNIQUE_ID` and it belongs to no volume group.
+ */
 export interface ImageRecord {
   id: string;
   volumeGroup: string;
   name: string;
-  kind: "volume" | "snapshot";
+  kind: ImageKind;
   uniqueId: string;
   sizeBytes: number;
   sectorSize: SectorSize;
@@ -23,6 +27,8 @@ export interface ImageRecord {
   mappedChunks: number;
   createdAtMs: number;
 }
+
+export type ImageKind = "volume" | "snapshot" | "pin";
 
 export interface VolumeGroupRecord {
   name: string;

@@ -9,9 +9,9 @@ CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) 
 CREATE TABLE IF NOT EXISTS volume_groups (name TEXT PRIMARY KEY, created_at INTEGER NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS images (
   id TEXT PRIMARY KEY,
-  volume_group TEXT NOT NULL REFERENCES volume_groups(name),
+  volume_group TEXT NOT NULL,
   name TEXT NOT NULL,
-  kind TEXT NOT NULL CHECK (kind IN ('volume', 'snapshot')),
+  kind TEXT NOT NULL CHECK (kind IN ('volume', 'snapshot', 'pin')),
   unique_id TEXT NOT NULL,
   size_bytes INTEGER NOT NULL,
   sector_size INTEGER NOT NULL,
@@ -44,7 +44,7 @@ export interface ImageRow {
   id: string;
   volume_group: string;
   name: string;
-  kind: "volume" | "snapshot";
+  kind: "volume" | "snapshot" | "pin";
   unique_id: string;
   size_bytes: number;
   sector_size: number;

@@ -341,3 +341,26 @@ describe("resize and clone", () => {
     expect(san.check().ok).toBe(true);
   });
 });
+
+describe("pins (internal images for the durable tier)", () => {
+  it("hold a state past its source's deletion, stay unlisted, and free their chunks when released", () => {
+    san.write("vg1/db", 0, Buffer.alloc(3 * chunk, 4));
+    const pin = san.pin("vg1/db");
+    san.write("vg1/db", 0, Buffer.alloc(chunk, 5));
+    expect(san.changedChunks(pin.pinId, null)).toEqual([0, 1, 2]);
+    const second = san.pin("vg1/db");
+    expect(san.changedChunks(second.pinId, pin.pinId)).toEqual([0]);
+    san.deleteVolume("vg1/db");
+    expect(san.readChunks(pin.pinId, [0, 5])[0]!.equals(Buffer.alloc(chunk, 4))).toBe(true);
+    expect(san.readChunks(pin.pinId, [0, 5])[1]).toBeNull();
+    expect(san.info()).toMatchObject({ volumeCount: 0, snapshotCount: 0, physicalBytes: 4 * chunk });
+    expect(san.listSnapshots().entries).toEqual([]);
+    expect(codeOf(() => san.read(pin.pinId, 0, 1))).toBe("InvalidArgument");
+    expect(san.check().ok).toBe(true);
+    san.unpin(pin.pinId);
+    san.unpin(second.pinId);
+    san.unpin(second.pinId);
+    expect(san.info().physicalBytes).toBe(0);
+    expect(san.check()).toMatchObject({ ok: true, pages: 0 });
+  });
+});

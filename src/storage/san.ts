@@ -1,8 +1,8 @@
 // The SAN engine: one data directory with volume groups, thin volumes, instant snapshots and clones, limits and usage.
 import crypto from "node:crypto";
-import { type ImageRecord, type LoadedCatalog, insertImage, loadCatalog, paginate } from "./catalog.ts";
+import { type ImageKind, type ImageRecord, type LoadedCatalog, insertImage, loadCatalog, paginate } from "./catalog.ts";
 import { checkConsistency } from "./check.ts";
-import { countExclusiveChunks, depthFor, diffChunks, forEachMapped, growTo, release, share } from "./chunk-map.ts";
+import { countExclusiveChunks, depthFor, diffChunks, forEachMapped, growTo, lookup, release, share } from "./chunk-map.ts";
 import { DataDir } from "./data-dir.ts";
 import {
   AlreadyExistsError,
@@ -40,6 +40,7 @@ import {
   type SanEnvironment,
   type SanInfo,
   type SanLimits,
+  type SectorSize,
   type SnapshotInfo,
   type VolumeGroupInfo,
   type VolumeInfo,
@@ -120,7 +121,7 @@ export class San {
       if (image.kind === "volume") {
         provisionedBytes += image.sizeBytes;
         volumeCount++;
-      } else {
+      } else if (image.kind === "snapshot") {
         snapshotCount++;
       }
     }
@@ -194,7 +195,8 @@ export class San {
       throw new InvalidArgumentError(`The sector size ${String(sectorSize)} is not supported; use 512 or 4096.`);
     }
     validateSize(`volume ${id}`, request.sizeBytes, sectorSize);
-    const creationData: CreationSource = source ? { kind: source.kind, sourceId: source.id, sourceUniqueId: source.uniqueId } : { kind: "none" };
+    const creationData: CreationSource =
+      source && request.source ? { kind: request.source.kind, sourceId: source.id, sourceUniqueId: source.uniqueId } : { kind: "none" };
     if (source) {
       if (sectorSize !== source.sectorSize) {
         throw new InvalidArgumentError(`Cannot clone ${source.id} into volume ${id}: the source has ${source.sectorSize}-byte sectors, not ${sectorSize}.`);
@@ -410,6 +412,80 @@ export class San {
     });
   }
 
+  // ---- hooks for the durable tier (src/storage/durable): pins and chunk-level access ----
+
+  /**
+   * Pins the current state of a volume or snapshot as an internal, unlisted image, O(1) like a snapshot. A pin
+   * outlives its source and counts against no limit; it keeps its chunks until `unpin`.
+   */
+  pin(imageId: string): { pinId: string; sizeBytes: number; sectorSize: SectorSize; source: ImageRecord["source"] } {
+    this.#usable();
+    const image = this.#image(imageId);
+    const uniqueId = this.#env.newUniqueId();
+    const source: ImageRecord["source"] =
+      image.kind === "volume" ? { kind: "volume", sourceId: image.id, sourceUniqueId: image.uniqueId } : image.source;
+    const record: ImageRecord = {
+      id: `pin:${uniqueId}`,
+      volumeGroup: "",
+      name: uniqueId,
+      kind: "pin",
+      uniqueId,
+      sizeBytes: image.sizeBytes,
+      sectorSize: image.sectorSize,
+      map: share(this.#dir.store, image.map),
+      source,
+      groupSnapshotId: null,
+      seq: this.#catalog.nextSeq++,
+      createdAtMs: this.#env.now(),
+      mappedChunks: image.mappedChunks,
+    };
+    this.#catalog.images.set(record.id, record);
+    this.#commit(() => insertImage(this.#dir.db, record));
+    return { pinId: record.id, sizeBytes: record.sizeBytes, sectorSize: record.sectorSize, source };
+  }
+
+  /** Releases a pin; chunks nothing else holds are freed. Unknown pins are ignored (release is idempotent). */
+  unpin(pinId: string): void {
+    this.#usable();
+    const pin = this.#catalog.images.get(pinId);
+    if (!pin || pin.kind !== "pin") return;
+    release(this.#dir.store, pin.map);
+    this.#dir.forget(pin);
+    this.#catalog.images.delete(pinId);
+    this.#commit(() => this.#dir.db.deleteImage.run(pinId));
+  }
+
+  /** True when a pin with this id exists. */
+  hasPin(pinId: string): boolean {
+    return this.#catalog.images.get(pinId)?.kind === "pin";
+  }
+
+  /** Chunk indexes mapped in `pinId`, or (with a base) those mapped differently than in `basePinId`: O(changed). */
+  changedChunks(pinId: string, basePinId: string | null): number[] {
+    this.#usable();
+    const pin = this.#image(pinId, "pin");
+    const chunks: number[] = [];
+    if (basePinId === null) forEachMapped(this.#dir.store, pin.map, (chunk) => chunks.push(chunk));
+    else diffChunks(this.#dir.store, this.#image(basePinId, "pin").map, pin.map, (chunk) => chunks.push(chunk));
+    return chunks;
+  }
+
+  /** Reads whole chunks of any image, pins included; unmapped chunks come back as `null`. */
+  readChunks(imageId: string, chunks: readonly number[]): (Buffer | null)[] {
+    this.#usable();
+    const image = this.#catalog.images.get(imageId) ?? this.#image(imageId);
+    return chunks.map((chunk) => {
+      if (lookup(this.#dir.store, image.map, chunk) === 0) return null;
+      const offset = chunk * this.chunkSizeBytes;
+      return readImage(this.#dir.io, image.map, offset, Math.min(this.chunkSizeBytes, image.sizeBytes - offset));
+    });
+  }
+
+  /** True when `chunk` of a volume is mapped (holds data of its own rather than reading as zeroes). */
+  chunkMapped(volumeId: string, chunk: number): boolean {
+    return lookup(this.#dir.store, this.#image(volumeId, "volume").map, chunk) !== 0;
+  }
+
   /** Commits, then checks the committed metadata: reference counts, ownership, levels, bounds and leaks. */
   check(): CheckReport {
     this.#usable();
@@ -474,10 +550,11 @@ export class San {
   }
 
   /** The image with this id, optionally of one kind; NotFound names what was looked for. */
-  #image(id: string, kind?: "volume" | "snapshot"): ImageRecord {
+  #image(id: string, kind?: ImageKind): ImageRecord {
     const found = this.#catalog.images.get(id);
-    // The hot path (every read and write) skips validation: a known id is a valid one.
-    if (found && (kind === undefined || found.kind === kind)) return found;
+    // The hot path (every read and write) skips validation: a known id is a valid one. Pins are internal.
+    if (found && (kind === undefined ? found.kind !== "pin" : found.kind === kind)) return found;
+    if (kind === "pin") throw new NotFoundError(`No pin ${id} exists.`);
     parseId(kind ?? "image", id);
     const image = found;
     if (!image || (kind !== undefined && image.kind !== kind)) {
