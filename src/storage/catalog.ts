@@ -96,7 +96,7 @@ export function loadCatalog(db: MetaDb, windowStartMs: number): LoadedCatalog {
 
 function imageFromRow(row: ImageRow): ImageRecord {
   let source: CreationSource = { kind: "none" };
-  if (row.source_kind === "snapshot" || row.source_kind === "volume") {
+  if (row.source_kind === "snapshot" || row.source_kind === "volume" || row.source_kind === "diskSnapshot") {
     source = { kind: row.source_kind, sourceId: row.source_id ?? "", sourceUniqueId: row.source_unique_id ?? "" };
   }
   return {

@@ -8,7 +8,7 @@ import { ExtentFile } from "./extent-file.ts";
 import type { IoContext } from "./image-io.ts";
 import { FORMAT_VERSION, MetaDb } from "./metadata.ts";
 import { PageStore } from "./page-store.ts";
-import type { SanLimits } from "./types.ts";
+import { DEFAULT_LIMITS, type SanLimits } from "./types.ts";
 
 const META_FILE = "meta.sqlite";
 const EXTENTS_FILE = "extents.dat";
@@ -56,7 +56,8 @@ export class DataDir {
       this.settings = {
         capacityBytes: Number(settings.get("capacityBytes")),
         chunkSizeBytes: Number(settings.get("chunkSizeBytes")),
-        limits: JSON.parse(settings.get("limits") ?? "{}") as SanLimits,
+        // Limits added in later versions take their defaults in SANs created before them.
+        limits: { ...DEFAULT_LIMITS, ...(JSON.parse(settings.get("limits") ?? "{}") as Partial<SanLimits>) },
         createdAtMs: Number(settings.get("createdAt")),
       };
       const counters = { extentHighWater: Number(settings.get("extentHighWater")), nextPageId: Number(settings.get("nextPageId")) };

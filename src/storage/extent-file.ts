@@ -9,7 +9,7 @@ export interface FileIo {
 
 /** Synchronous positional I/O on the extents file; batches contiguous pieces into one vectored call. */
 export class ExtentFile {
-  readonly #fd: number;
+  #fd: number;
   readonly chunkSizeBytes: number;
 
   constructor(filePath: string, chunkSizeBytes: number) {
@@ -82,8 +82,11 @@ export class ExtentFile {
     }
   }
 
+  /** Closes the file; later calls fail with EBADF instead of reaching whatever file reuses the descriptor. */
   close(): void {
-    fs.closeSync(this.#fd);
+    const fd = this.#fd;
+    this.#fd = -1;
+    fs.closeSync(fd);
   }
 }
 

@@ -37,6 +37,43 @@ CREATE TABLE IF NOT EXISTS extents (id INTEGER PRIMARY KEY, refs INTEGER NOT NUL
 CREATE TABLE IF NOT EXISTS free_extents (id INTEGER PRIMARY KEY) STRICT;
 CREATE TABLE IF NOT EXISTS snapshot_creations (source_unique_id TEXT NOT NULL, at INTEGER NOT NULL) STRICT;
 CREATE INDEX IF NOT EXISTS snapshot_creations_by_source ON snapshot_creations (source_unique_id, at);
+CREATE TABLE IF NOT EXISTS disk_snapshots (
+  name TEXT PRIMARY KEY,
+  member_id TEXT NOT NULL UNIQUE,
+  family TEXT NOT NULL,
+  source_resource_id TEXT NOT NULL,
+  exported_from TEXT NOT NULL,
+  previous_member TEXT,
+  seq INTEGER NOT NULL,
+  size_bytes INTEGER NOT NULL,
+  sector_size INTEGER NOT NULL,
+  chunk_size INTEGER NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('exporting', 'ready')),
+  pin_id TEXT,
+  base_pin_id TEXT,
+  total_chunks INTEGER NOT NULL,
+  done_chunks INTEGER NOT NULL,
+  used_bytes INTEGER NOT NULL,
+  store TEXT NOT NULL,
+  manifest_gen INTEGER NOT NULL,
+  created_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS disk_snapshot_segments (
+  name TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  object_key TEXT,
+  ranges TEXT NOT NULL,
+  zeroes TEXT NOT NULL,
+  PRIMARY KEY (name, idx)
+) STRICT;
+CREATE TABLE IF NOT EXISTS hydrations (
+  volume_id TEXT PRIMARY KEY,
+  disk_snapshot TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('hydrating', 'complete')),
+  cursor INTEGER NOT NULL,
+  total_chunks INTEGER NOT NULL,
+  completion_percent INTEGER NOT NULL
+) STRICT;
 `;
 
 /** A row of the images table (volumes and snapshots). */

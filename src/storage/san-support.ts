@@ -49,7 +49,7 @@ export function coalesceChunks(chunks: number[], chunkSizeBytes: number, limitBy
 }
 
 /** The fields volumes and snapshots share in their JSON shape. */
-export function describeImage(image: ImageRecord, usage: { allocatedBytes: number; usedBytes: number }): Omit<VolumeInfo, "snapshotCount"> {
+export function describeImage(image: ImageRecord, usage: { allocatedBytes: number; usedBytes: number }): Omit<VolumeInfo, "snapshotCount" | "hydration"> {
   return {
     id: image.id,
     volumeGroup: image.volumeGroup,

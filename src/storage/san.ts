@@ -4,6 +4,9 @@ import { type ImageKind, type ImageRecord, type LoadedCatalog, insertImage, load
 import { checkConsistency } from "./check.ts";
 import { countExclusiveChunks, depthFor, diffChunks, forEachMapped, growTo, lookup, release, share } from "./chunk-map.ts";
 import { DataDir } from "./data-dir.ts";
+import type { DurableHost } from "./durable/records.ts";
+import { DirectoryStore } from "./durable/store.ts";
+import { DurableTier, type ExportRequest } from "./durable/tier.ts";
 import {
   AlreadyExistsError,
   CapacityExceededError,
@@ -33,6 +36,7 @@ import {
   type CreationSource,
   DEFAULT_CHUNK_SIZE_BYTES,
   type DiffResult,
+  type DiskSnapshotInfo,
   type GroupSnapshotInfo,
   type ListOptions,
   type ListPage,
@@ -66,10 +70,11 @@ export class San {
   readonly #dir: DataDir;
   readonly #catalog: LoadedCatalog;
   readonly #snapshots: SnapshotOps;
+  readonly #durable: DurableTier;
 
   private constructor(dir: DataDir, env: Partial<SanEnvironment> | undefined) {
     this.#dir = dir;
-    this.#env = { now: env?.now ?? Date.now, newUniqueId: env?.newUniqueId ?? (() => crypto.randomUUID()) };
+    this.#env = { ...env, now: env?.now ?? Date.now, newUniqueId: env?.newUniqueId ?? (() => crypto.randomUUID()) };
     this.dataDir = dir.path;
     ({ chunkSizeBytes: this.chunkSizeBytes, capacityBytes: this.capacityBytes, limits: this.limits } = dir.settings);
     try {
@@ -79,6 +84,8 @@ export class San {
       throw err;
     }
     this.#snapshots = new SnapshotOps(this.#catalog, this.limits, () => this.#env.now());
+    this.#durable = new DurableTier(this.#durableHost());
+    this.#durable.resume();
   }
 
   /** Creates a SAN in `dataDir` (made if missing); refuses a directory that already holds one. */
@@ -108,6 +115,7 @@ export class San {
 
   /** Commits everything and gives up the data directory. */
   close(): void {
+    this.#durable.close();
     this.#dir.close();
   }
 
@@ -189,7 +197,8 @@ export class San {
         `Cannot create volume ${id}: ${existing.kind === "volume" ? "a volume" : "a snapshot"} of that name already exists with other parameters. Choose another name or delete it first.`,
       );
     }
-    const source = request.source ? this.#cloneSource(request.source) : null;
+    if (request.source?.kind === "diskSnapshot") return this.#restore(request, id);
+    const source = request.source ? this.#cloneSource({ kind: request.source.kind, id: request.source.id }) : null;
     const sectorSize = request.sectorSize ?? source?.sectorSize ?? 512;
     if (sectorSize !== 512 && sectorSize !== 4096) {
       throw new InvalidArgumentError(`The sector size ${String(sectorSize)} is not supported; use 512 or 4096.`);
@@ -267,6 +276,7 @@ export class San {
   deleteVolume(id: string): void {
     this.#usable();
     const volume = this.#image(id, "volume");
+    this.#durable.volumeDeleted(id);
     release(this.#dir.store, volume.map);
     this.#dir.forget(volume);
     this.#catalog.images.delete(id);
@@ -277,8 +287,38 @@ export class San {
   read(imageId: string, offset: number, length: number): Buffer {
     this.#usable();
     const image = this.#image(imageId);
+    this.#notHydrating(image, "read");
     checkRange(image, offset, length, "read");
     return readImage(this.#dir.io, image.map, offset, length);
+  }
+
+  /** `read` for every volume, hydrating ones included (they read through to their disk snapshot). */
+  async readAsync(imageId: string, offset: number, length: number): Promise<Buffer> {
+    const hydration = await this.#durable.hydrationOf(imageId);
+    if (!hydration) return this.read(imageId, offset, length);
+    checkRange(this.#image(imageId), offset, length, "read");
+    return hydration.read(offset, length);
+  }
+
+  /** `write` for every volume; on a hydrating one, chunks the write covers in part are hydrated first. */
+  async writeAsync(volumeId: string, offset: number, data: Uint8Array, options: WriteOptions = {}): Promise<void> {
+    const hydration = await this.#durable.hydrationOf(volumeId);
+    if (!hydration) return this.write(volumeId, offset, data, options);
+    checkRange(this.#image(volumeId, "volume"), offset, data.byteLength, "write");
+    await hydration.write(offset, data, options.fua ?? false);
+  }
+
+  /** `writeZeroes` for every volume (a hydrating one gets real zeroes, so nothing reads through). */
+  async writeZeroesAsync(volumeId: string, offset: number, length: number, options: ZeroOptions = {}): Promise<void> {
+    const hydration = await this.#durable.hydrationOf(volumeId);
+    if (!hydration) return this.writeZeroes(volumeId, offset, length, options);
+    checkRange(this.#image(volumeId, "volume"), offset, length, "write");
+    await hydration.zero(offset, length, options.fua ?? false);
+  }
+
+  /** `trim` for every volume (see writeZeroesAsync). */
+  async trimAsync(volumeId: string, offset: number, length: number, options: WriteOptions = {}): Promise<void> {
+    return this.writeZeroesAsync(volumeId, offset, length, options);
   }
 
   /** Writes to a volume; durable at return with `fua`, otherwise at the next flush. */
@@ -483,6 +523,7 @@ export class San {
 
   /** True when `chunk` of a volume is mapped (holds data of its own rather than reading as zeroes). */
   chunkMapped(volumeId: string, chunk: number): boolean {
+    this.#usable();
     return lookup(this.#dir.store, this.#image(volumeId, "volume").map, chunk) !== 0;
   }
 
@@ -493,7 +534,131 @@ export class San {
     return checkConsistency(this.#dir.db, this.chunkSizeBytes);
   }
 
+  // ---- durable tier: disk snapshots ----
+
+  /** Starts exporting a snapshot, or a volume's current state, to the durable tier; see DurableTier. */
+  exportDiskSnapshot(request: ExportRequest): DiskSnapshotInfo {
+    this.#usable();
+    return this.#durable.export(request);
+  }
+
+  /** Resolves when the export of `name` completed. */
+  waitForDiskSnapshot(name: string): Promise<DiskSnapshotInfo> {
+    this.#usable();
+    return this.#durable.wait(name);
+  }
+
+  getDiskSnapshot(name: string): DiskSnapshotInfo {
+    this.#usable();
+    return this.#durable.show(name);
+  }
+
+  listDiskSnapshots(options: { sourceId?: string } = {}): DiskSnapshotInfo[] {
+    this.#usable();
+    return this.#durable.list(options);
+  }
+
+  /** Deletes a disk snapshot, folding its delta into the next member of its family. */
+  deleteDiskSnapshot(name: string): Promise<void> {
+    this.#usable();
+    return this.#durable.delete(name);
+  }
+
+  /** Resolves when a restored volume has finished hydrating (at once for any other volume). */
+  waitForHydration(volumeId: string): Promise<void> {
+    this.#usable();
+    return this.#durable.hydrated(volumeId);
+  }
+
+  diffDiskSnapshots(nameA: string, nameB: string): Promise<DiffResult> {
+    this.#usable();
+    return this.#durable.diff(nameA, nameB);
+  }
+
+  /** Copies a family's members that `target` lacks into its durable tier; the second run moves only new deltas. */
+  copyDiskSnapshotFamily(family: string, target: San): Promise<{ membersCopied: string[]; bytesMoved: number }> {
+    this.#usable();
+    target.#usable();
+    return this.#durable.copyFamily(family, target.#durable);
+  }
+
   // ---- internals ----
+
+  /** A volume created from a disk snapshot: empty, usable at once, reading through until hydrated. */
+  #restore(request: CreateVolumeRequest, id: string): VolumeInfo {
+    const name = request.source!.id;
+    const { sectorSize, memberId } = this.#durable.checkRestore(name, request.sizeBytes, request.sectorSize);
+    validateSize(`volume ${id}`, request.sizeBytes, sectorSize);
+    this.#checkProvisioning(id, request.sizeBytes);
+    const record: ImageRecord = {
+      id,
+      volumeGroup: request.volumeGroup,
+      name: request.name,
+      kind: "volume",
+      uniqueId: this.#env.newUniqueId(),
+      sizeBytes: request.sizeBytes,
+      sectorSize,
+      map: { root: 0, depth: depthFor(this.#chunkCount(request.sizeBytes)) },
+      source: { kind: "diskSnapshot", sourceId: name, sourceUniqueId: memberId },
+      groupSnapshotId: null,
+      seq: this.#catalog.nextSeq++,
+      createdAtMs: this.#env.now(),
+      mappedChunks: 0,
+    };
+    this.#commit(() => insertImage(this.#dir.db, record));
+    this.#catalog.images.set(id, record);
+    this.#durable.startHydration(id, name);
+    return this.#volumeInfo(record);
+  }
+
+  /** What the durable tier may do to this SAN. */
+  #durableHost(): DurableHost {
+    // Background jobs outlive no SAN: every call checks that this one is still open.
+    const unguarded = (volumeId: string): ImageRecord => {
+      this.#usable();
+      return this.#image(volumeId, "volume");
+    };
+    return {
+      dataDir: this.dataDir,
+      chunkSizeBytes: this.chunkSizeBytes,
+      limits: this.limits,
+      db: this.#dir.db,
+      now: () => this.#env.now(),
+      newUniqueId: () => this.#env.newUniqueId(),
+      openStore: (location) => (this.#env.openDurableStore ?? ((dir: string) => new DirectoryStore(dir)))(location),
+      pin: (imageId) => this.pin(imageId),
+      unpin: (pinId) => this.unpin(pinId),
+      hasPin: (pinId) => this.hasPin(pinId),
+      imageSource: (imageId) => {
+        const image = this.#image(imageId);
+        if (image.kind === "volume") return { sourceResourceId: image.id, family: image.uniqueId };
+        if (image.source.kind === "none") throw new FailedPreconditionError(`Snapshot ${imageId} has no source volume recorded.`);
+        return { sourceResourceId: image.source.sourceId, family: image.source.sourceUniqueId };
+      },
+      changedChunks: (pinId, basePinId) => this.changedChunks(pinId, basePinId),
+      readChunks: (imageId, chunks) => this.readChunks(imageId, chunks),
+      chunkMapped: (volumeId, chunk) => this.chunkMapped(volumeId, chunk),
+      volumeExists: (volumeId) => {
+        this.#usable();
+        return this.#catalog.images.get(volumeId)?.kind === "volume";
+      },
+      volumeSize: (volumeId) => unguarded(volumeId).sizeBytes,
+      readRaw: (volumeId, offset, length) => readImage(this.#dir.io, unguarded(volumeId).map, offset, length),
+      writeRaw: (volumeId, offset, data, fua) => {
+        const volume = unguarded(volumeId);
+        this.#reserve(volume, offset, data.byteLength);
+        this.#dir.mutate(volume, () => writeImage(this.#dir.io, volume.map, offset, data));
+        if (fua) this.flush();
+      },
+      zeroRaw: (volumeId, offset, length, fua) => {
+        const volume = unguarded(volumeId);
+        this.#reserve(volume, offset, length, "noHole");
+        this.#dir.mutate(volume, () => zeroImage(this.#dir.io, volume.map, offset, length, volume.sizeBytes, "noHole"));
+        if (fua) this.flush();
+      },
+      flush: () => this.flush(),
+    };
+  }
 
   #usable(): void {
     this.#dir.usable();
@@ -565,13 +730,24 @@ export class San {
     return image;
   }
 
+  /** Sync I/O cannot read through to a durable store; hydrating volumes take the async methods. */
+  #notHydrating(image: ImageRecord, verb: string): void {
+    if (image.kind === "volume" && this.#durable.isHydrating(image.id)) {
+      const status = this.#durable.hydrationStatus(image.id);
+      throw new FailedPreconditionError(
+        `Cannot ${verb} ${image.id} synchronously: it is hydrating from disk snapshot ${status?.diskSnapshot ?? "?"} (${status?.completionPercent ?? 0}%). Use the async I/O methods.`,
+      );
+    }
+  }
+
   #writable(id: string, verb: string): ImageRecord {
     const image = this.#image(id);
+    this.#notHydrating(image, verb);
     if (image.kind !== "volume") throw new ReadOnlyError(`Cannot ${verb} ${id}: it is a snapshot, and snapshots are read-only. Clone it into a volume to change it.`);
     return image;
   }
 
-  #cloneSource(source: { kind: "snapshot" | "volume"; id: string }): ImageRecord {
+  #cloneSource(source: { kind: string; id: string }): ImageRecord {
     if (source.kind !== "snapshot" && source.kind !== "volume") {
       throw new InvalidArgumentError(`The clone source kind '${String(source.kind)}' is not supported; use snapshot or volume.`);
     }
@@ -594,7 +770,7 @@ export class San {
     for (const other of this.#catalog.images.values()) {
       if (other.kind === "snapshot" && other.source.kind !== "none" && other.source.sourceUniqueId === image.uniqueId) snapshotCount++;
     }
-    return { ...describeImage(image, this.#usage(image)), snapshotCount };
+    return { ...describeImage(image, this.#usage(image)), snapshotCount, hydration: this.#durable.hydrationStatus(image.id) };
   }
 
   #snapshotInfo(image: ImageRecord): SnapshotInfo {

@@ -1,4 +1,5 @@
 // The engine's public data model: what the SAN, its volume groups, volumes and snapshots look like to callers.
+import type { DurableStore } from "./durable/store.ts";
 
 /** Per-SAN limits. Defaults follow Azure Elastic SAN: 200 snapshots per volume, 7 creations per 5 minutes. */
 export interface SanLimits {
@@ -8,12 +9,15 @@ export interface SanLimits {
   snapshotRateCount: number;
   /** Length of the rolling rate window in milliseconds (default 300000, five minutes). */
   snapshotRateWindowMs: number;
+  /** Disk snapshots (durable tier) one source may have (default 500); their creations share the rate cap above. */
+  maxDiskSnapshotsPerSource: number;
 }
 
 export const DEFAULT_LIMITS: SanLimits = {
   maxSnapshotsPerVolume: 200,
   snapshotRateCount: 7,
   snapshotRateWindowMs: 5 * 60 * 1000,
+  maxDiskSnapshotsPerSource: 500,
 };
 
 /** Chunk size used when `san create` is not given one: 64 KiB. */
@@ -35,6 +39,11 @@ export interface SanEnvironment {
   now: () => number;
   /** A fresh unique id for a volume (default crypto.randomUUID). */
   newUniqueId: () => string;
+  /**
+   * Opens the durable store at a location (default: a DirectoryStore in that directory). The seam for other
+   * stores, such as an S3-compatible one.
+   */
+  openDurableStore?: (location: string) => DurableStore;
 }
 
 /** `san show`: capacity, usage and limits. */
@@ -63,7 +72,9 @@ export interface VolumeGroupInfo {
 export type CreationSource =
   | { kind: "none" }
   | { kind: "snapshot"; sourceId: string; sourceUniqueId: string }
-  | { kind: "volume"; sourceId: string; sourceUniqueId: string };
+  | { kind: "volume"; sourceId: string; sourceUniqueId: string }
+  /** Restored from the durable tier: `sourceId` is the disk snapshot's name, `sourceUniqueId` its member id. */
+  | { kind: "diskSnapshot"; sourceId: string; sourceUniqueId: string };
 
 export type SectorSize = 512 | 4096;
 
@@ -83,6 +94,8 @@ export interface VolumeInfo {
   /** Bytes of chunks held by this volume and no other image: what deleting it would free. */
   usedBytes: number;
   snapshotCount: number;
+  /** For a volume restored from a disk snapshot: how far its background copy got; null otherwise. */
+  hydration: { state: "hydrating" | "complete"; completionPercent: number; diskSnapshot: string } | null;
 }
 
 export interface SnapshotInfo {
@@ -157,6 +170,31 @@ export interface ZeroOptions extends WriteOptions {
   noHole?: boolean;
 }
 
+/** A disk snapshot: a member of a family in the durable tier. */
+export interface DiskSnapshotInfo {
+  name: string;
+  /** Identifies this member across SANs (a copy keeps it). */
+  memberId: string;
+  /** The volume the family belongs to (`VG/NAME`), which may since have been deleted. */
+  sourceResourceId: string;
+  /** That volume's uniqueId: the family key together with sourceResourceId. */
+  sourceUniqueId: string;
+  /** The snapshot or volume this member was exported from. */
+  exportedFrom: string;
+  /** False for the family's full member; true when it holds only the delta from `previousMemberId`. */
+  incremental: boolean;
+  previousMemberId: string | null;
+  sizeBytes: number;
+  /** Bytes this member stores: the allocated size for a full member, the changed chunks for an incremental one. */
+  usedBytes: number;
+  sectorSize: SectorSize;
+  /** 100 once the export completed; only then can the disk snapshot be used. */
+  completionPercent: number;
+  createdAt: string;
+  /** Where its objects live. */
+  store: string;
+}
+
 /** Result of the consistency check. */
 export interface CheckReport {
   ok: boolean;
@@ -174,5 +212,5 @@ export interface CreateVolumeRequest {
   /** 512 (default) or 4096; a clone inherits its source's. */
   sectorSize?: SectorSize;
   /** Clone instantly from a snapshot or a volume; the new volume may be larger than the source. */
-  source?: { kind: "snapshot" | "volume"; id: string };
+  source?: { kind: "snapshot" | "volume" | "diskSnapshot"; id: string };
 }
