@@ -1,58 +1,133 @@
-// What every command shares: the global --data-dir/--json options, and opening the SAN for exactly one command.
+// What every command shares: the global options, and the one SanClient a command works through — the running service
+// named by --san, or the data directory named by --data-dir, opened for exactly one command.
 import type { Command } from "commander";
-import { San } from "../storage/san.ts";
+import { readTlsDir, readTokenFile } from "../san/credentials.ts";
+import { GrpcSanClient, type GrpcSanClientOptions } from "../san/grpc-san-client.ts";
+import { LocalSanClient } from "../san/local-san-client.ts";
+import type { SanClient } from "../san/san-client.ts";
 import { EXIT_USAGE, printResult, processSink, type OutputSink } from "./output.ts";
 
 /** The options every command accepts, read from the command line or the environment. */
 export interface GlobalOptions {
   /** The SAN's data directory: --data-dir, else ESAN_DATA_DIR; undefined when neither is set. */
   dataDir: string | undefined;
+  /** A running SAN service's API: --san, else ESAN_SAN; undefined when neither is set. */
+  san: string | undefined;
+  /** Bearer token file for a tcp:// --san: --san-token-file, else ESAN_SAN_TOKEN_FILE. */
+  sanTokenFile: string | undefined;
+  /** TLS directory (ca.crt, tls.crt, tls.key) for a tcp:// --san: --san-tls-dir, else ESAN_SAN_TLS_DIR. */
+  sanTlsDir: string | undefined;
   /** Print machine-readable JSON instead of human text. */
   json: boolean;
 }
 
-/** Reads the global options that apply to `command`, wherever on the command line they were given. */
-export function globalOptions(command: Command): GlobalOptions {
-  const options = command.optsWithGlobals<{ dataDir?: string; json?: boolean }>();
-  return { dataDir: options.dataDir, json: options.json === true };
+interface RawGlobals {
+  dataDir?: string;
+  san?: string;
+  sanTokenFile?: string;
+  sanTlsDir?: string;
+  json?: boolean;
 }
 
-/** The data directory, or a usage error (exit 2) that says how to name one. */
+/** Reads the global options that apply to `command`, wherever on the command line they were given. */
+export function globalOptions(command: Command): GlobalOptions {
+  const options = command.optsWithGlobals<RawGlobals>();
+  return {
+    dataDir: nonEmpty(options.dataDir),
+    san: nonEmpty(options.san),
+    sanTokenFile: nonEmpty(options.sanTokenFile),
+    sanTlsDir: nonEmpty(options.sanTlsDir),
+    json: options.json === true,
+  };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === "" ? undefined : value;
+}
+
+/** Where a command's SAN is: a service's API or a data directory. */
+export type SanTarget = { kind: "api"; address: string } | { kind: "dataDir"; dataDir: string };
+
+/** Stops the command with a usage error (exit 2). */
+function usageError(command: Command, message: string, code: string): never {
+  command.error(`error: ${message}`, { exitCode: EXIT_USAGE, code });
+}
+
+/**
+ * Picks the SAN a command works on. An option given on the command line beats one from the environment; --san and
+ * --data-dir both on the command line is a usage error; both from the environment means the service (which then
+ * holds the directory anyway).
+ */
+export function sanTarget(command: Command): SanTarget {
+  const { dataDir, san } = globalOptions(command);
+  if (san !== undefined && dataDir !== undefined) {
+    const sanFromCli = command.getOptionValueSourceWithGlobals("san") === "cli";
+    const dirFromCli = command.getOptionValueSourceWithGlobals("dataDir") === "cli";
+    if (sanFromCli && dirFromCli) {
+      usageError(command, "pass either --san (a running service) or --data-dir (a data directory no service holds), not both.", "esan.sanAndDataDir");
+    }
+    return dirFromCli && !sanFromCli ? { kind: "dataDir", dataDir } : { kind: "api", address: san };
+  }
+  if (san !== undefined) return { kind: "api", address: san };
+  if (dataDir !== undefined) return { kind: "dataDir", dataDir };
+  return usageError(
+    command,
+    "esan needs a SAN to work on: pass --data-dir DIR or set ESAN_DATA_DIR to open a data directory, or pass --san unix:///PATH or set ESAN_SAN to use a running 'esan san serve'.",
+    "esan.missingDataDir",
+  );
+}
+
+/** The data directory for commands that only work on one (`san create`, `san serve`); --san on the command line is refused. */
 export function requireDataDir(command: Command): string {
   const { dataDir } = globalOptions(command);
-  if (dataDir === undefined || dataDir === "") {
-    command.error("error: esan needs a data directory: pass --data-dir DIR or set ESAN_DATA_DIR.", {
-      exitCode: EXIT_USAGE,
-      code: "esan.missingDataDir",
-    });
+  if (command.getOptionValueSourceWithGlobals("san") === "cli") {
+    usageError(command, `'${command.parent?.name() ?? "esan"} ${command.name()}' works on a data directory, not a running service: pass --data-dir DIR instead of --san.`, "esan.needsDataDir");
+  }
+  if (dataDir === undefined) {
+    usageError(command, "esan needs a data directory: pass --data-dir DIR or set ESAN_DATA_DIR.", "esan.missingDataDir");
   }
   return dataDir;
 }
 
-/** What a command body gets: the open SAN, whether --json is on, and where to print. */
-export interface CommandContext {
-  san: San;
+/** Opens the SanClient the global options name: GrpcSanClient for --san, LocalSanClient for --data-dir. */
+export function openClient(command: Command): SanClient {
+  const target = sanTarget(command);
+  if (target.kind === "dataDir") return LocalSanClient.open(target.dataDir);
+  const { sanTokenFile, sanTlsDir } = globalOptions(command);
+  const options: GrpcSanClientOptions = {};
+  if (sanTokenFile !== undefined) options.token = readTokenFile(sanTokenFile, "--san-token-file");
+  if (sanTlsDir !== undefined) options.tls = readTlsDir(sanTlsDir, "--san-tls-dir", "client");
+  return GrpcSanClient.connect(target.address, options);
+}
+
+/** How a command prints: whether --json is on, where output goes, and `print`. */
+export interface Printer {
   json: boolean;
   sink: OutputSink;
   /** Prints `value` as JSON under --json, else `human()`. */
   print: (value: unknown, human: () => string) => void;
 }
 
+/** What a command body gets: its SanClient and a printer. */
+export interface CommandContext extends Printer {
+  client: SanClient;
+}
+
 /**
- * Opens the SAN of the command's data directory, runs `body`, and closes the SAN however `body` ends,
- * so the directory's pid lock is always released and acknowledged writes are committed.
+ * Opens the command's SanClient, runs `body`, and closes the client however `body` ends, so a data directory's pid
+ * lock is always released and acknowledged writes are committed.
  */
-export async function withSan<T>(command: Command, body: (context: CommandContext) => T | Promise<T>): Promise<T> {
-  const san = San.open(requireDataDir(command));
+export async function withClient<T>(command: Command, body: (context: CommandContext) => T | Promise<T>): Promise<T> {
+  const client = openClient(command);
   try {
-    return await body(makeContext(command, san));
+    return await body({ ...makePrinter(command), client });
   } finally {
-    san.close();
+    await client.close();
   }
 }
 
-/** Builds the context for a SAN the caller already holds (`san create` makes its own). */
-export function makeContext(command: Command, san: San, sink: OutputSink = processSink): CommandContext {
+/** The printer for `command` (`san create` and `san serve` print without a SanClient). */
+export function makePrinter(command: Command, sink: OutputSink = processSink): Printer {
   const { json } = globalOptions(command);
-  return { san, json, sink, print: (value, human) => printResult(sink, json, value, human) };
+  return { json, sink, print: (value, human) => printResult(sink, json, value, human) };
 }

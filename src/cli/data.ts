@@ -25,7 +25,7 @@ export async function runWrite(context: CommandContext, volumeId: string, flags:
     throw new InvalidArgumentError(`Cannot write to ${volumeId}: the data comes from stdin, which is a terminal; pipe the data in or pass --file FILE.`);
   }
   const source = flags.file === undefined ? process.stdin : createReadStream("", { fd: openFile(flags.file, "r") });
-  const bytesWritten = await writeFromStream(context.san, volumeId, offset, source);
+  const bytesWritten = await writeFromStream(context.client, volumeId, offset, source);
   const summary = { id: volumeId, offset, bytesWritten };
   context.print(summary, () => `wrote ${bytesWritten} bytes (${formatSize(bytesWritten)}) to ${volumeId} at offset ${offset}`);
 }
@@ -40,12 +40,12 @@ export async function runRead(context: CommandContext, imageId: string, imageSiz
   );
   if (flags.file === undefined) {
     // The data itself is the output; --json has no summary to add on stdout.
-    await readToSink(context.san, imageId, offset, length, streamSink(process.stdout));
+    await readToSink(context.client, imageId, offset, length, streamSink(process.stdout));
     return;
   }
   const fd = openFile(flags.file, "w");
   try {
-    await readToSink(context.san, imageId, offset, length, fileSink(fd));
+    await readToSink(context.client, imageId, offset, length, fileSink(fd));
   } finally {
     closeSync(fd);
   }

@@ -1,4 +1,5 @@
 // Human renderings of engine objects: key: value lines for one object, aligned tables for lists, sizes in IEC units.
+import type { AttachmentCredential, AttachmentInfo } from "../san/san-client.ts";
 import type {
   CheckReport,
   CreationSource,
@@ -165,4 +166,26 @@ export function formatCheckReport(report: CheckReport): string {
   const counts = `${report.pages} map pages, ${report.extents} extents, ${report.freeExtents} free extents`;
   if (report.ok) return `ok: no faults (${counts})`;
   return [`FAILED: ${report.faults.length} fault(s) (${counts})`, ...report.faults.map((fault) => `  ${fault}`)].join("\n");
+}
+
+/** `volume attach`: the credential a node uses; it includes the secret key, which is the point of the command. */
+export function formatAttachment(credential: AttachmentCredential): string {
+  return keyValues([
+    ["volume", credential.volumeId],
+    ["node", credential.nodeId],
+    ["psk identity", credential.pskIdentity],
+    ["psk key", credential.pskKey],
+    ["nbd address", credential.nbdAddress],
+    ["export name", credential.exportName],
+    ["created", credential.createdAt],
+  ]);
+}
+
+/** `volume attachments`. */
+export function formatAttachmentTable(attachments: readonly AttachmentInfo[]): string {
+  return table(
+    ["VOLUME", "NODE", "PSK IDENTITY", "CREATED"],
+    attachments.map((a) => [a.volumeId, a.nodeId, a.pskIdentity, a.createdAt]),
+    "no attachments",
+  );
 }

@@ -1,7 +1,7 @@
 // `esan group-snapshot create|list|show|delete`: crash-consistent snapshots of several volumes taken in one commit.
 import type { Command } from "commander";
 import type { GroupSnapshotInfo } from "../storage/types.ts";
-import { withSan } from "./context.ts";
+import { withClient } from "./context.ts";
 import { formatGroupSnapshot, formatGroupSnapshotTable } from "./format.ts";
 import { parseObjectId, parseVolumeList } from "./ids.ts";
 import { listAll } from "./paging.ts";
@@ -18,8 +18,8 @@ export function registerGroupSnapshotCommands(program: Command): void {
     .action(async (id: string, flags: { volumes: string }, command: Command) => {
       const { volumeGroup, name } = parseObjectId(id, "group snapshot");
       const volumeIds = parseVolumeList(flags.volumes, volumeGroup);
-      await withSan(command, ({ san, print }) => {
-        const created = san.createGroupSnapshot({ volumeGroup, name, volumeIds });
+      await withClient(command, async ({ client, print }) => {
+        const created = await client.createGroupSnapshot({ volumeGroup, name, volumeIds });
         print(created, () => formatGroupSnapshot(created));
       });
     });
@@ -29,8 +29,8 @@ export function registerGroupSnapshotCommands(program: Command): void {
     .description("list group snapshots, sorted by id")
     .option("--vg <name>", "only group snapshots of this volume group (default: all)")
     .action(async (flags: { vg?: string }, command: Command) => {
-      await withSan(command, ({ san, print }) => {
-        const groups: GroupSnapshotInfo[] = listAll((startingToken) => san.listGroupSnapshots({ volumeGroup: flags.vg, startingToken }));
+      await withClient(command, async ({ client, print }) => {
+        const groups: GroupSnapshotInfo[] = await listAll((startingToken) => client.listGroupSnapshots({ volumeGroup: flags.vg, startingToken }));
         print(groups, () => formatGroupSnapshotTable(groups));
       });
     });
@@ -41,8 +41,8 @@ export function registerGroupSnapshotCommands(program: Command): void {
     .description("show a group snapshot and its member snapshots")
     .action(async (id: string, _flags: unknown, command: Command) => {
       const ref = parseObjectId(id, "group snapshot");
-      await withSan(command, ({ san, print }) => {
-        const shown = san.getGroupSnapshot(ref.id);
+      await withClient(command, async ({ client, print }) => {
+        const shown = await client.getGroupSnapshot(ref.id);
         print(shown, () => formatGroupSnapshot(shown));
       });
     });
@@ -53,8 +53,8 @@ export function registerGroupSnapshotCommands(program: Command): void {
     .description("delete a group snapshot and its member snapshots")
     .action(async (id: string, _flags: unknown, command: Command) => {
       const ref = parseObjectId(id, "group snapshot");
-      await withSan(command, ({ san, print }) => {
-        san.deleteGroupSnapshot(ref.id);
+      await withClient(command, async ({ client, print }) => {
+        await client.deleteGroupSnapshot(ref.id);
         print({ id: ref.id, deleted: true }, () => `deleted group snapshot ${ref.id}`);
       });
     });

@@ -6,15 +6,15 @@ import { OutOfRangeError } from "../storage/errors.ts";
 /** Size of each engine read or write the CLI issues: 1 MiB. */
 export const IO_CHUNK_BYTES = 1024 * 1024;
 
-/** The part of the SAN that streaming writes need. */
+/** The part of a SanClient that streaming writes need (may answer synchronously or with a promise). */
 export interface VolumeWriter {
-  write(volumeId: string, offset: number, data: Uint8Array): void;
-  flush(): void;
+  write(volumeId: string, offset: number, data: Uint8Array): void | Promise<void>;
+  flush(): void | Promise<void>;
 }
 
-/** The part of the SAN that streaming reads need. */
+/** The part of a SanClient that streaming reads need. */
 export interface ImageReader {
-  read(imageId: string, offset: number, length: number): Buffer;
+  read(imageId: string, offset: number, length: number): Buffer | Promise<Buffer>;
 }
 
 /**
@@ -31,8 +31,8 @@ export async function writeFromStream(
   const pending = Buffer.alloc(chunkBytes);
   let filled = 0;
   let written = 0;
-  const writePending = () => {
-    san.write(volumeId, offset + written, pending.subarray(0, filled));
+  const writePending = async () => {
+    await san.write(volumeId, offset + written, pending.subarray(0, filled));
     written += filled;
     filled = 0;
   };
@@ -44,11 +44,11 @@ export async function writeFromStream(
       pending.set(bytes.subarray(position, position + take), filled);
       filled += take;
       position += take;
-      if (filled === chunkBytes) writePending();
+      if (filled === chunkBytes) await writePending();
     }
   }
-  if (filled > 0) writePending();
-  san.flush();
+  if (filled > 0) await writePending();
+  await san.flush();
   return written;
 }
 
@@ -66,7 +66,7 @@ export async function readToSink(
 ): Promise<void> {
   for (let done = 0; done < length; ) {
     const take = Math.min(chunkBytes, length - done);
-    await sink(san.read(imageId, offset + done, take));
+    await sink(await san.read(imageId, offset + done, take));
     done += take;
   }
 }

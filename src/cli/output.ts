@@ -1,4 +1,5 @@
 // How every command reports: JSON or human text on stdout, and errors as `CODE: sentence` (or JSON) with an exit code.
+import { SanApiError } from "../san/errors.ts";
 import { EsanError } from "../storage/errors.ts";
 
 /** Exit status of a command that did what it was asked. */
@@ -53,12 +54,13 @@ export interface RenderErrorOptions {
 }
 
 /**
- * Turns a thrown value into what the user sees. EsanErrors keep their code and sentence. Anything else is a bug,
+ * Turns a thrown value into what the user sees. EsanErrors keep their code and sentence, and so do SanApiErrors (an
+ * unreachable service, refused credentials) and the service's own Internal sentence. Anything else is a bug,
  * shown as `Internal: message`; its stack is printed only with ESAN_DEBUG=1 so users never see a trace by default.
  * JSON errors go to stdout, so a tool reading --json output gets the failure on the same stream as the success.
  */
 export function renderError(err: unknown, options: RenderErrorOptions): RenderedError {
-  const known = err instanceof EsanError;
+  const known = err instanceof EsanError || err instanceof SanApiError;
   const code = known ? err.code : "Internal";
   const message = err instanceof Error ? err.message : String(err);
   if (options.json) {

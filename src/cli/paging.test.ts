@@ -12,10 +12,10 @@ describe("listAll", () => {
       all: [1, 2, 3],
     },
     { name: "a token that repeats", pages: { "": { entries: [1], nextToken: "a" }, a: { entries: [2], nextToken: "a" } }, all: [1, 2] },
-  ])("collects $name", ({ pages, all }) => {
+  ])("collects $name", async ({ pages, all }) => {
     const table = pages as Record<string, ListPage<number>>;
     const asked: Array<string | undefined> = [];
-    const result = listAll((token) => {
+    const result = await listAll((token) => {
       asked.push(token);
       const page = table[token ?? ""];
       if (!page) throw new Error(`no page ${token}`);

@@ -1,12 +1,12 @@
 // Collecting every entry of a paginated engine listing.
 import type { ListPage } from "../storage/types.ts";
 
-/** Calls `fetchPage` with each `nextToken` in turn until the engine says there is no more, and returns all entries. */
-export function listAll<T>(fetchPage: (startingToken: string | undefined) => ListPage<T>): T[] {
+/** Calls `fetchPage` with each `nextToken` in turn until the SAN says there is no more, and returns all entries. */
+export async function listAll<T>(fetchPage: (startingToken: string | undefined) => ListPage<T> | Promise<ListPage<T>>): Promise<T[]> {
   const entries: T[] = [];
   let token: string | undefined;
   for (;;) {
-    const page = fetchPage(token);
+    const page = await fetchPage(token);
     entries.push(...page.entries);
     if (!page.nextToken || page.nextToken === token) return entries;
     token = page.nextToken;

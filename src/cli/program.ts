@@ -19,9 +19,12 @@ function packageVersion(): string {
 /** Builds the whole command tree. Usage errors throw CommanderError instead of exiting, so runCli picks the status. */
 export function buildProgram(sink: OutputSink = processSink): Command {
   const program = new Command("esan")
-    .description("Admin CLI of esan, an embedded Elastic-SAN-like block store: volumes, instant snapshots, clones and diffs.")
+    .description("Admin CLI of esan, an embedded Elastic-SAN-like block store: volumes, instant snapshots, clones and diffs.\nWorks on a data directory (--data-dir) or on a running service (--san).")
     .version(packageVersion(), "-V, --version", "print the esan version")
-    .addOption(new Option("--data-dir <dir>", "the SAN's data directory").env("ESAN_DATA_DIR"))
+    .addOption(new Option("--data-dir <dir>", "the SAN's data directory, opened directly (no service may hold it)").env("ESAN_DATA_DIR"))
+    .addOption(new Option("--san <url>", "a running 'esan san serve': unix:///PATH or tcp://HOST:PORT").env("ESAN_SAN"))
+    .addOption(new Option("--san-token-file <file>", "bearer token for a tcp:// --san").env("ESAN_SAN_TOKEN_FILE"))
+    .addOption(new Option("--san-tls-dir <dir>", "ca.crt, and tls.crt + tls.key for mutual TLS, for a tcp:// --san").env("ESAN_SAN_TLS_DIR"))
     .option("--json", "print machine-readable JSON (errors too, on stdout)")
     .configureHelp({ showGlobalOptions: true })
     .configureOutput({ writeOut: sink.stdout, writeErr: sink.stderr })

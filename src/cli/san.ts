@@ -1,9 +1,10 @@
-// `esan san create|show`: make a SAN in a data directory, and report its capacity, usage and limits.
+// `esan san create|show|serve`: make a SAN in a data directory, report its capacity, usage and limits, or serve it.
 import type { Command } from "commander";
 import { San } from "../storage/san.ts";
 import { DEFAULT_CHUNK_SIZE_BYTES, DEFAULT_LIMITS, type SanCreateOptions, type SanLimits } from "../storage/types.ts";
-import { makeContext, requireDataDir, withSan } from "./context.ts";
+import { makePrinter, requireDataDir, withClient } from "./context.ts";
 import { formatSanInfo } from "./format.ts";
+import { registerServeCommand } from "./serve.ts";
 import { formatDuration, formatSize, parseCount, parseRate, parseSize } from "./units.ts";
 
 /** Raw option values of `san create`, as commander hands them over. */
@@ -32,7 +33,7 @@ export function sanCreateOptions(flags: SanCreateFlags): SanCreateOptions {
 
 /** Adds the `san` command group to the program. */
 export function registerSanCommands(program: Command): void {
-  const san = program.command("san").description("create a SAN in a data directory, or show its capacity, usage and limits");
+  const san = program.command("san").description("create a SAN in a data directory, show its capacity, usage and limits, or serve it");
   const defaultRate = `${DEFAULT_LIMITS.snapshotRateCount}/${formatDuration(DEFAULT_LIMITS.snapshotRateWindowMs)}`;
 
   san
@@ -46,9 +47,8 @@ export function registerSanCommands(program: Command): void {
       const options = sanCreateOptions(flags);
       const created = San.create(requireDataDir(command), options);
       try {
-        const context = makeContext(command, created);
         const info = created.info();
-        context.print(info, () => `created SAN in ${created.dataDir}\n${formatSanInfo(info)}`);
+        makePrinter(command).print(info, () => `created SAN in ${created.dataDir}\n${formatSanInfo(info)}`);
       } finally {
         created.close();
       }
@@ -58,9 +58,11 @@ export function registerSanCommands(program: Command): void {
     .command("show")
     .description("show capacity, provisioned and physical bytes, counts and limits")
     .action(async (_flags: unknown, command: Command) => {
-      await withSan(command, ({ san: opened, print }) => {
-        const info = opened.info();
+      await withClient(command, async ({ client, print }) => {
+        const info = await client.info();
         print(info, () => formatSanInfo(info));
       });
     });
+
+  registerServeCommand(san);
 }

@@ -1,7 +1,7 @@
 // `esan snapshot create|list|show|delete|read|diff`: instant incremental snapshots and changed-block diffs.
 import type { Command } from "commander";
 import type { DiffResult, SnapshotInfo } from "../storage/types.ts";
-import { withSan } from "./context.ts";
+import { withClient } from "./context.ts";
 import { runRead, type ReadFlags } from "./data.ts";
 import { formatDiff, formatSnapshot, formatSnapshotTable } from "./format.ts";
 import { parseObjectId } from "./ids.ts";
@@ -35,8 +35,8 @@ export function registerSnapshotCommands(program: Command): void {
     .action(async (id: string, flags: { source: string }, command: Command) => {
       const { volumeGroup, name } = parseObjectId(id, "snapshot");
       const sourceVolumeId = parseObjectId(flags.source, "--source").id;
-      await withSan(command, ({ san, print }) => {
-        const created = san.createSnapshot({ volumeGroup, name, sourceVolumeId });
+      await withClient(command, async ({ client, print }) => {
+        const created = await client.createSnapshot({ volumeGroup, name, sourceVolumeId });
         print(created, () => formatSnapshot(created));
       });
     });
@@ -47,8 +47,8 @@ export function registerSnapshotCommands(program: Command): void {
     .option("--source <vg/volume>", "only snapshots of this volume (default: all)")
     .action(async (flags: { source?: string }, command: Command) => {
       const sourceVolumeId = flags.source === undefined ? undefined : parseObjectId(flags.source, "--source").id;
-      await withSan(command, ({ san, print }) => {
-        const snapshots: SnapshotInfo[] = listAll((startingToken) => san.listSnapshots({ sourceVolumeId, startingToken }));
+      await withClient(command, async ({ client, print }) => {
+        const snapshots: SnapshotInfo[] = await listAll((startingToken) => client.listSnapshots({ sourceVolumeId, startingToken }));
         print(snapshots, () => formatSnapshotTable(snapshots));
       });
     });
@@ -59,8 +59,8 @@ export function registerSnapshotCommands(program: Command): void {
     .description("show a snapshot's source, size, used and changed bytes")
     .action(async (id: string, _flags: unknown, command: Command) => {
       const ref = parseObjectId(id, "snapshot");
-      await withSan(command, ({ san, print }) => {
-        const shown = san.getSnapshot(ref.id);
+      await withClient(command, async ({ client, print }) => {
+        const shown = await client.getSnapshot(ref.id);
         print(shown, () => formatSnapshot(shown));
       });
     });
@@ -71,8 +71,8 @@ export function registerSnapshotCommands(program: Command): void {
     .description("delete a snapshot and free the chunks no other image holds")
     .action(async (id: string, _flags: unknown, command: Command) => {
       const ref = parseObjectId(id, "snapshot");
-      await withSan(command, ({ san, print }) => {
-        san.deleteSnapshot(ref.id);
+      await withClient(command, async ({ client, print }) => {
+        await client.deleteSnapshot(ref.id);
         print({ id: ref.id, deleted: true }, () => `deleted snapshot ${ref.id}`);
       });
     });
@@ -86,8 +86,8 @@ export function registerSnapshotCommands(program: Command): void {
     .option("--file <path>", "file to write the data to (default: stdout)")
     .action(async (id: string, flags: ReadFlags, command: Command) => {
       const ref = parseObjectId(id, "snapshot");
-      await withSan(command, async (context) => {
-        await runRead(context, ref.id, context.san.getSnapshot(ref.id).sizeBytes, flags);
+      await withClient(command, async (context) => {
+        await runRead(context, ref.id, (await context.client.getSnapshot(ref.id)).sizeBytes, flags);
       });
     });
 
@@ -99,8 +99,8 @@ export function registerSnapshotCommands(program: Command): void {
     .action(async (base: string, target: string, _flags: unknown, command: Command) => {
       const baseId = parseObjectId(base, "base").id;
       const targetId = parseObjectId(target, "target").id;
-      await withSan(command, ({ san, print }) => {
-        const diff = san.diff(baseId, targetId);
+      await withClient(command, async ({ client, print }) => {
+        const diff = await client.diff(baseId, targetId);
         print(diffOutput(diff), () => formatDiff(baseId, targetId, diff));
       });
     });

@@ -1,6 +1,6 @@
 // `esan volume-group create|list|delete`: the namespaces that hold volumes and snapshots.
 import type { Command } from "commander";
-import { withSan } from "./context.ts";
+import { withClient } from "./context.ts";
 import { formatVolumeGroup, formatVolumeGroupTable } from "./format.ts";
 
 /** Adds the `volume-group` command group to the program. */
@@ -12,8 +12,8 @@ export function registerVolumeGroupCommands(program: Command): void {
     .argument("<name>", "volume group name: 1-63 of a-z, 0-9 and -, starting and ending with a letter or digit")
     .description("create a volume group (returns the existing one if it is already there)")
     .action(async (name: string, _flags: unknown, command: Command) => {
-      await withSan(command, ({ san, print }) => {
-        const created = san.createVolumeGroup(name);
+      await withClient(command, async ({ client, print }) => {
+        const created = await client.createVolumeGroup(name);
         print(created, () => formatVolumeGroup(created));
       });
     });
@@ -22,8 +22,8 @@ export function registerVolumeGroupCommands(program: Command): void {
     .command("list")
     .description("list volume groups")
     .action(async (_flags: unknown, command: Command) => {
-      await withSan(command, ({ san, print }) => {
-        const groups = san.listVolumeGroups();
+      await withClient(command, async ({ client, print }) => {
+        const groups = await client.listVolumeGroups();
         print(groups, () => formatVolumeGroupTable(groups));
       });
     });
@@ -33,8 +33,8 @@ export function registerVolumeGroupCommands(program: Command): void {
     .argument("<name>", "volume group name")
     .description("delete an empty volume group")
     .action(async (name: string, _flags: unknown, command: Command) => {
-      await withSan(command, ({ san, print }) => {
-        san.deleteVolumeGroup(name);
+      await withClient(command, async ({ client, print }) => {
+        await client.deleteVolumeGroup(name);
         print({ id: name, deleted: true }, () => `deleted volume group ${name}`);
       });
     });

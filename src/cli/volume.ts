@@ -1,7 +1,8 @@
 // `esan volume create|list|show|resize|delete|write|read`: thin block devices and their data.
 import { Option, type Command } from "commander";
 import type { SectorSize, VolumeInfo } from "../storage/types.ts";
-import { withSan } from "./context.ts";
+import { registerAttachmentCommands } from "./attachments.ts";
+import { withClient } from "./context.ts";
 import { runRead, runWrite, type ReadFlags, type WriteFlags } from "./data.ts";
 import { formatVolume, formatVolumeTable } from "./format.ts";
 import { parseObjectId, parseVolumeSource, type VolumeSource } from "./ids.ts";
@@ -35,7 +36,7 @@ export function volumeCreateRequest(idText: string, flags: VolumeCreateFlags): V
 
 /** Adds the `volume` command group to the program. */
 export function registerVolumeCommands(program: Command): void {
-  const volume = program.command("volume").description("create, inspect, resize, delete, write and read volumes");
+  const volume = program.command("volume").description("create, inspect, resize, delete, write, read, attach and detach volumes");
 
   volume
     .command("create")
@@ -46,8 +47,8 @@ export function registerVolumeCommands(program: Command): void {
     .option("--source <kind:vg/name>", "clone from snapshot:VG/SNAPSHOT or volume:VG/VOLUME (default: empty)")
     .action(async (id: string, flags: VolumeCreateFlags, command: Command) => {
       const request = volumeCreateRequest(id, flags);
-      await withSan(command, ({ san, print }) => {
-        const created = san.createVolume(request);
+      await withClient(command, async ({ client, print }) => {
+        const created = await client.createVolume(request);
         print(created, () => formatVolume(created));
       });
     });
@@ -57,8 +58,8 @@ export function registerVolumeCommands(program: Command): void {
     .description("list volumes, sorted by id")
     .option("--vg <name>", "only volumes of this volume group (default: all)")
     .action(async (flags: { vg?: string }, command: Command) => {
-      await withSan(command, ({ san, print }) => {
-        const volumes: VolumeInfo[] = listAll((startingToken) => san.listVolumes({ volumeGroup: flags.vg, startingToken }));
+      await withClient(command, async ({ client, print }) => {
+        const volumes: VolumeInfo[] = await listAll((startingToken) => client.listVolumes({ volumeGroup: flags.vg, startingToken }));
         print(volumes, () => formatVolumeTable(volumes));
       });
     });
@@ -69,8 +70,8 @@ export function registerVolumeCommands(program: Command): void {
     .description("show a volume's size, usage, source and snapshot count")
     .action(async (id: string, _flags: unknown, command: Command) => {
       const ref = parseObjectId(id, "volume");
-      await withSan(command, ({ san, print }) => {
-        const shown = san.getVolume(ref.id);
+      await withClient(command, async ({ client, print }) => {
+        const shown = await client.getVolume(ref.id);
         print(shown, () => formatVolume(shown));
       });
     });
@@ -83,8 +84,8 @@ export function registerVolumeCommands(program: Command): void {
     .action(async (id: string, flags: { size: string }, command: Command) => {
       const ref = parseObjectId(id, "volume");
       const sizeBytes = parseSize(flags.size, "--size");
-      await withSan(command, ({ san, print }) => {
-        const resized = san.resizeVolume(ref.id, sizeBytes);
+      await withClient(command, async ({ client, print }) => {
+        const resized = await client.resizeVolume(ref.id, sizeBytes);
         print(resized, () => formatVolume(resized));
       });
     });
@@ -95,8 +96,8 @@ export function registerVolumeCommands(program: Command): void {
     .description("delete a volume; its snapshots and clones keep their data")
     .action(async (id: string, _flags: unknown, command: Command) => {
       const ref = parseObjectId(id, "volume");
-      await withSan(command, ({ san, print }) => {
-        san.deleteVolume(ref.id);
+      await withClient(command, async ({ client, print }) => {
+        await client.deleteVolume(ref.id);
         print({ id: ref.id, deleted: true }, () => `deleted volume ${ref.id}`);
       });
     });
@@ -109,7 +110,7 @@ export function registerVolumeCommands(program: Command): void {
     .option("--file <path>", "file to write (default: stdin)")
     .action(async (id: string, flags: WriteFlags, command: Command) => {
       const ref = parseObjectId(id, "volume");
-      await withSan(command, (context) => runWrite(context, ref.id, flags));
+      await withClient(command, (context) => runWrite(context, ref.id, flags));
     });
 
   volume
@@ -121,8 +122,10 @@ export function registerVolumeCommands(program: Command): void {
     .option("--file <path>", "file to write the data to (default: stdout)")
     .action(async (id: string, flags: ReadFlags, command: Command) => {
       const ref = parseObjectId(id, "volume");
-      await withSan(command, async (context) => {
-        await runRead(context, ref.id, context.san.getVolume(ref.id).sizeBytes, flags);
+      await withClient(command, async (context) => {
+        await runRead(context, ref.id, (await context.client.getVolume(ref.id)).sizeBytes, flags);
       });
     });
+
+  registerAttachmentCommands(volume);
 }

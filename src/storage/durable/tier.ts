@@ -117,7 +117,7 @@ export class DurableTier {
     await this.#jobs.get(name);
     const error = this.#jobErrors.get(name);
     if (error !== undefined) {
-      throw error instanceof Error ? error : new Error(`The export of disk snapshot ${name} stopped: ${String(error)}.`);
+      throw error instanceof Error ? error : new Error(`The export of disk snapshot ${name} stopped.`, { cause: error });
     }
     return this.show(name);
   }
