@@ -198,7 +198,7 @@ export class San {
       );
     }
     if (request.source?.kind === "diskSnapshot") return this.#restore(request, id);
-    const source = request.source ? this.#cloneSource({ kind: request.source.kind, id: request.source.id }) : null;
+    const source = request.source ? this.#settled(this.#cloneSource({ kind: request.source.kind, id: request.source.id }), "clone") : null;
     const sectorSize = request.sectorSize ?? source?.sectorSize ?? 512;
     if (sectorSize !== 512 && sectorSize !== 4096) {
       throw new InvalidArgumentError(`The sector size ${String(sectorSize)} is not supported; use 512 or 4096.`);
@@ -351,6 +351,9 @@ export class San {
   allocatedRanges(imageId: string): ByteRange[] {
     this.#usable();
     const image = this.#image(imageId);
+    // A hydrating volume's unmapped chunks may hold data in the store: report everything as allocated, so no
+    // client skips real data as a hole.
+    if (image.kind === "volume" && this.#durable.isHydrating(image.id)) return [{ offset: 0, length: image.sizeBytes }];
     const chunks: number[] = [];
     forEachMapped(this.#dir.store, image.map, (chunk) => chunks.push(chunk));
     return coalesceChunks(chunks, this.chunkSizeBytes, image.sizeBytes);
@@ -359,8 +362,8 @@ export class San {
   /** Chunks whose content may differ between two images (never missing a real difference), over the larger size. */
   diff(baseId: string, targetId: string): DiffResult {
     this.#usable();
-    const base = this.#image(baseId);
-    const target = this.#image(targetId);
+    const base = this.#settled(this.#image(baseId), "diff");
+    const target = this.#settled(this.#image(targetId), "diff");
     const chunks: number[] = [];
     diffChunks(this.#dir.store, base.map, target.map, (chunk) => chunks.push(chunk));
     const ranges = coalesceChunks(chunks, this.chunkSizeBytes, Math.max(base.sizeBytes, target.sizeBytes));
@@ -370,7 +373,7 @@ export class San {
   /** Takes an instant snapshot of a volume. Idempotent by name; limits apply to new snapshots only. */
   createSnapshot(request: { volumeGroup: string; name: string; sourceVolumeId: string }): SnapshotInfo {
     this.#usable();
-    const plan = this.#snapshots.planSingle(request, (id) => this.#image(id, "volume"), (vg) => this.#volumeGroup(vg));
+    const plan = this.#snapshots.planSingle(request, (id) => this.#settled(this.#image(id, "volume"), "snapshot"), (vg) => this.#volumeGroup(vg));
     if (plan.existing) return this.#snapshotInfo(plan.existing);
     const created = this.#snapshots.apply(plan, this.#dir.store, (record) => this.#newSnapshotRecord(record));
     this.#commit(() => this.#snapshots.persist(this.#dir.db, created));
@@ -380,7 +383,7 @@ export class San {
   /** Snapshots several volumes of one volume group at one point in time, in one commit. */
   createGroupSnapshot(request: { volumeGroup: string; name: string; volumeIds: string[] }): GroupSnapshotInfo {
     this.#usable();
-    const plan = this.#snapshots.planGroup(request, (id) => this.#image(id, "volume"), (vg) => this.#volumeGroup(vg));
+    const plan = this.#snapshots.planGroup(request, (id) => this.#settled(this.#image(id, "volume"), "snapshot"), (vg) => this.#volumeGroup(vg));
     if (plan.existingGroup) return this.#snapshots.groupInfo(plan.existingGroup);
     const created = this.#snapshots.apply(plan, this.#dir.store, (record) => this.#newSnapshotRecord(record));
     this.#commit(() => this.#snapshots.persist(this.#dir.db, created));
@@ -460,7 +463,7 @@ export class San {
    */
   pin(imageId: string): { pinId: string; sizeBytes: number; sectorSize: SectorSize; source: ImageRecord["source"] } {
     this.#usable();
-    const image = this.#image(imageId);
+    const image = this.#settled(this.#image(imageId), "export");
     const uniqueId = this.#env.newUniqueId();
     const source: ImageRecord["source"] =
       image.kind === "volume" ? { kind: "volume", sourceId: image.id, sourceUniqueId: image.uniqueId } : image.source;
@@ -726,6 +729,20 @@ export class San {
       const what = kind ?? "volume or snapshot";
       const other = image ? ` (${id} is a ${image.kind})` : "";
       throw new NotFoundError(`No ${what} ${id} exists${other}.`);
+    }
+    return image;
+  }
+
+  /**
+   * Refuses to share the map of a volume that is still hydrating: its unmapped chunks live in the durable store, so
+   * a snapshot, clone, export or diff of the map alone would see zeroes where data is.
+   */
+  #settled(image: ImageRecord, verb: string): ImageRecord {
+    if (image.kind === "volume" && this.#durable.isHydrating(image.id)) {
+      const status = this.#durable.hydrationStatus(image.id);
+      throw new FailedPreconditionError(
+        `Cannot ${verb} ${image.id}: it is still hydrating from disk snapshot ${status?.diskSnapshot ?? "?"} (${status?.completionPercent ?? 0}%). Wait for hydration to complete, then retry.`,
+      );
     }
     return image;
   }

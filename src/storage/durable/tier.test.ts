@@ -208,6 +208,31 @@ describe("restore", () => {
     expect(restored.sectorSize).toBe(4096);
   });
 
+  it("refuses to share a hydrating volume's map, and reports it fully allocated", async () => {
+    san.write("vg1/db", 0, pattern(8, MiB));
+    san.exportDiskSnapshot({ name: "d1", sourceId: "vg1/db" });
+    await san.waitForDiskSnapshot("d1");
+    storeOf(san).pause();
+    san.createVolume({ volumeGroup: "vg1", name: "r", sizeBytes: 4 * GiB, source: { kind: "diskSnapshot", id: "d1" } });
+    const refusals = [
+      () => san.createSnapshot({ volumeGroup: "vg1", name: "s", sourceVolumeId: "vg1/r" }),
+      () => san.createGroupSnapshot({ volumeGroup: "vg1", name: "g", volumeIds: ["vg1/r"] }),
+      () => san.createVolume({ volumeGroup: "vg1", name: "c", sizeBytes: 4 * GiB, source: { kind: "volume", id: "vg1/r" } }),
+      () => san.exportDiskSnapshot({ name: "d2", sourceId: "vg1/r" }),
+      () => san.diff("vg1/db", "vg1/r"),
+    ];
+    for (const refusal of refusals) {
+      const err = catchSync(refusal);
+      expect(code(err)).toBe("FailedPrecondition");
+      expect((err as Error).message).toContain("still hydrating from disk snapshot d1");
+    }
+    expect(san.allocatedRanges("vg1/r")).toEqual([{ offset: 0, length: 4 * GiB }]);
+    storeOf(san).resume();
+    await san.waitForHydration("vg1/r");
+    expect(san.createSnapshot({ volumeGroup: "vg1", name: "s", sourceVolumeId: "vg1/r" }).sizeBytes).toBe(4 * GiB);
+    expect(san.allocatedRanges("vg1/r")).toEqual([{ offset: 0, length: MiB }]);
+  });
+
   it("resumes hydration after a reopen", async () => {
     san.write("vg1/db", 0, pattern(6, 8 * MiB));
     san.exportDiskSnapshot({ name: "d1", sourceId: "vg1/db" });
