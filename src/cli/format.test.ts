@@ -15,6 +15,7 @@ const volume: VolumeInfo = {
   allocatedBytes: 65536,
   usedBytes: 0,
   snapshotCount: 2,
+  hydration: null,
 };
 
 describe("keyValues", () => {

@@ -1,6 +1,6 @@
 // Restored volumes: reads fall through to the durable store until a background job has copied every chunk.
 import { forEachPiece } from "../image-io.ts";
-import type { ChunkLocation } from "./manifest.ts";
+import type { ChainIndex } from "./chain-index.ts";
 import type { DurableHost, DurableRows, HydrationRow } from "./records.ts";
 import type { DurableStore } from "./store.ts";
 
@@ -10,9 +10,7 @@ const PROGRESS_EVERY_CHUNKS = 256;
 /** What a hydrating volume reads through to: the chain index of its disk snapshot and the store holding it. */
 export interface HydrationSource {
   store: DurableStore;
-  index: Map<number, ChunkLocation>;
-  /** The chunks that hold data in the disk snapshot, ascending: the hydration job's work list. */
-  dataChunks: number[];
+  index: ChainIndex;
   chunkSizeBytes: number;
 }
 
@@ -58,17 +56,18 @@ export class Hydration {
 
   /** Copies every chunk not yet local, persisting progress after each flush; resolves when hydration completes. */
   async run(): Promise<void> {
-    const { dataChunks } = this.#source;
+    const { index } = this.#source;
+    const total = index.coveredChunks;
     let cursor = this.#row.cursor;
-    while (cursor < dataChunks.length && !this.#stopped) {
-      const batch = dataChunks.slice(cursor, cursor + PROGRESS_EVERY_CHUNKS);
+    while (cursor < total && !this.#stopped) {
+      const batch = index.coveredSlice(cursor, PROGRESS_EVERY_CHUNKS);
       const fetched = await this.#fetch(batch.filter((chunk) => !this.#host.chunkMapped(this.volumeId, chunk)));
       if (this.#stopped || !this.#host.volumeExists(this.volumeId)) return;
       for (const [chunk, data] of fetched) this.#hydrateChunk(chunk, data);
       cursor += batch.length;
       // Progress may only run ahead of what a crash keeps once the hydrated chunks are durable.
       this.#host.flush();
-      this.#save({ cursor, completion_percent: Math.min(99, Math.floor((cursor * 100) / Math.max(1, dataChunks.length))) });
+      this.#save({ cursor, completion_percent: Math.min(99, Math.floor((cursor * 100) / Math.max(1, total))) });
     }
     if (this.#stopped) return;
     this.#host.flush();
@@ -119,7 +118,7 @@ export class Hydration {
     const chunks: number[] = [];
     forEachPiece(this.#source.chunkSizeBytes, offset, length, (chunk, _offsetInChunk, pieceLength) => {
       if (partialOnly && pieceLength === this.#source.chunkSizeBytes) return;
-      const location = this.#source.index.get(chunk);
+      const location = this.#source.index.locate(chunk);
       if (location === undefined || location === "zero") return;
       if (!this.#host.chunkMapped(this.volumeId, chunk)) chunks.push(chunk);
     });
@@ -132,14 +131,14 @@ export class Hydration {
     const size = this.#source.chunkSizeBytes;
     let i = 0;
     while (i < chunks.length) {
-      const first = this.#source.index.get(chunks[i]!);
+      const first = this.#source.index.locate(chunks[i]!);
       if (first === undefined || first === "zero") {
         i++;
         continue;
       }
       let j = i + 1;
       while (j < chunks.length) {
-        const next = this.#source.index.get(chunks[j]!);
+        const next = this.#source.index.locate(chunks[j]!);
         if (next === undefined || next === "zero" || next.key !== first.key || next.slot !== first.slot + (j - i)) break;
         j++;
       }

@@ -59,19 +59,6 @@ export const memberKeys = {
     `families/${family}/${memberId}/manifest-g${String(generation).padStart(4, "0")}.json`,
 };
 
-/** Resolves chunks of the newest manifest of `chain` (oldest first): later members override earlier ones. */
-export function buildChainIndex(chain: readonly MemberManifest[]): Map<number, ChunkLocation> {
-  const index = new Map<number, ChunkLocation>();
-  for (const manifest of chain) {
-    for (const chunk of fromRuns(manifest.zeroRuns)) index.set(chunk, "zero");
-    for (const segment of manifest.segments) {
-      let slot = 0;
-      for (const chunk of fromRuns(segment.runs)) index.set(chunk, { key: segment.key, slot: slot++ });
-    }
-  }
-  return index;
-}
-
 /** Chunks a member changed relative to its previous member (stored or zeroed). */
 export function changedChunksOf(manifest: MemberManifest): number[] {
   const chunks = [...fromRuns(manifest.zeroRuns)];

@@ -7,7 +7,8 @@ import { coalesceChunks } from "../san-support.ts";
 import type { DiffResult, DiskSnapshotInfo, SectorSize } from "../types.ts";
 import { runExport } from "./export-job.ts";
 import { Hydration } from "./hydration.ts";
-import { type MemberManifest, buildChainIndex, changedChunksOf, memberKeys } from "./manifest.ts";
+import { ChainIndex } from "./chain-index.ts";
+import { type MemberManifest, changedChunksOf, memberKeys } from "./manifest.ts";
 import { foldIntoSuccessor } from "./fold.ts";
 import { type DiskSnapshotRow, type DurableHost, DurableRows, type HydrationRow } from "./records.ts";
 import type { DurableStore } from "./store.ts";
@@ -285,13 +286,11 @@ export class DurableTier {
     entry.ready = (async () => {
       const snapshot = this.#row(row.disk_snapshot);
       const chain = await Promise.all(this.#chain(snapshot).map((member) => this.#manifest(member)));
-      const index = buildChainIndex(chain);
-      const dataChunks = [...index].filter(([chunk, location]) => location !== "zero" && chunk * snapshot.chunk_size < snapshot.size_bytes).map(([c]) => c).sort((a, b) => a - b);
+      const index = new ChainIndex(chain, Math.ceil(snapshot.size_bytes / snapshot.chunk_size));
       if (this.#closed) return null;
-      const hydration = new Hydration(this.#host, this.#rows, { ...row, total_chunks: dataChunks.length }, {
+      const hydration = new Hydration(this.#host, this.#rows, { ...row, total_chunks: index.coveredChunks }, {
         store: this.#store(snapshot.store),
         index,
-        dataChunks,
         chunkSizeBytes: snapshot.chunk_size,
       });
       entry.hydration = hydration;
