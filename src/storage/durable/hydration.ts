@@ -4,8 +4,11 @@ import type { ChainIndex } from "./chain-index.ts";
 import type { DurableHost, DurableRows, HydrationRow } from "./records.ts";
 import type { DurableStore } from "./store.ts";
 
-/** Chunks hydrated between two progress commits. */
-const PROGRESS_EVERY_CHUNKS = 256;
+/**
+ * Chunks hydrated between two progress commits. Small enough that a batch's synchronous write and flush keep the
+ * event loop free for the volume's own reads, which must not wait behind the background copy.
+ */
+const PROGRESS_EVERY_CHUNKS = 64;
 
 /** What a hydrating volume reads through to: the chain index of its disk snapshot and the store holding it. */
 export interface HydrationSource {
@@ -68,6 +71,8 @@ export class Hydration {
       // Progress may only run ahead of what a crash keeps once the hydrated chunks are durable.
       this.#host.flush();
       this.#save({ cursor, completion_percent: Math.min(99, Math.floor((cursor * 100) / Math.max(1, total))) });
+      // Let foreground I/O that arrived during the batch run before the next one.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
     if (this.#stopped) return;
     this.#host.flush();
