@@ -2,7 +2,7 @@
 // named by --san, or the data directory named by --data-dir, opened for exactly one command.
 import type { Command } from "commander";
 import { readTlsDir, readTokenFile } from "../san/credentials.ts";
-import { GrpcSanClient, type GrpcSanClientOptions } from "../san/grpc-san-client.ts";
+import type { GrpcSanClientOptions } from "../san/grpc-san-client.ts";
 import { LocalSanClient } from "../san/local-san-client.ts";
 import type { SanClient } from "../san/san-client.ts";
 import { EXIT_USAGE, printResult, processSink, type OutputSink } from "./output.ts";
@@ -89,14 +89,18 @@ export function requireDataDir(command: Command): string {
   return dataDir;
 }
 
-/** Opens the SanClient the global options name: GrpcSanClient for --san, LocalSanClient for --data-dir. */
-export function openClient(command: Command): SanClient {
+/**
+ * Opens the SanClient the global options name: GrpcSanClient for --san, LocalSanClient for --data-dir. gRPC is
+ * loaded only for --san, which keeps the commands that open a directory quick to start.
+ */
+export async function openClient(command: Command): Promise<SanClient> {
   const target = sanTarget(command);
   if (target.kind === "dataDir") return LocalSanClient.open(target.dataDir);
   const { sanTokenFile, sanTlsDir } = globalOptions(command);
   const options: GrpcSanClientOptions = {};
   if (sanTokenFile !== undefined) options.token = readTokenFile(sanTokenFile, "--san-token-file");
   if (sanTlsDir !== undefined) options.tls = readTlsDir(sanTlsDir, "--san-tls-dir", "client");
+  const { GrpcSanClient } = await import("../san/grpc-san-client.ts");
   return GrpcSanClient.connect(target.address, options);
 }
 
@@ -118,7 +122,7 @@ export interface CommandContext extends Printer {
  * lock is always released and acknowledged writes are committed.
  */
 export async function withClient<T>(command: Command, body: (context: CommandContext) => T | Promise<T>): Promise<T> {
-  const client = openClient(command);
+  const client = await openClient(command);
   try {
     return await body({ ...makePrinter(command), client });
   } finally {

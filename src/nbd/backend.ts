@@ -46,6 +46,7 @@ export interface NbdBackend {
   /** A flush on one connection covers writes acknowledged on every connection of this export. */
   canMultiConn(): boolean;
   pread(offset: number, length: number): Buffer | Promise<Buffer>;
+  /** `data` is lent: the core reuses its memory once the call returns (or its promise settles), so copy to keep it. */
   pwrite(offset: number, data: Buffer, flags: NbdWriteFlags): void | Promise<void>;
   zero(offset: number, length: number, flags: NbdZeroFlags): void | Promise<void>;
   trim(offset: number, length: number, flags: NbdWriteFlags): void | Promise<void>;
