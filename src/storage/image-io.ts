@@ -36,11 +36,13 @@ export function forEachPiece(
 
 /** Reads `length` bytes at `offset`; unmapped chunks read as zeroes. */
 export function readImage(ctx: IoContext, map: ImageMap, offset: number, length: number): Buffer {
-  const out = Buffer.alloc(length);
+  // Unzeroed: every byte is either read from the file (which zero-fills past its end) or zeroed here.
+  const out = Buffer.allocUnsafe(length);
   const pieces: FileIo[] = [];
   forEachPiece(ctx.chunkSizeBytes, offset, length, (chunk, offsetInChunk, pieceLength, at) => {
     const extent = lookup(ctx.store, map, chunk);
     if (extent !== 0) pieces.push({ position: ctx.file.position(extent, offsetInChunk), buffer: out.subarray(at, at + pieceLength) });
+    else out.fill(0, at, at + pieceLength);
   });
   ctx.file.readAll(pieces);
   return out;
