@@ -85,6 +85,7 @@ export function formatVolume(volume: VolumeInfo): string {
     ["used", sizeWithBytes(volume.usedBytes)],
     ["snapshots", String(volume.snapshotCount)],
     ["source", describeSource(volume.creationData)],
+    ...(volume.hydration === null ? [] : [["hydration", `${volume.hydration.state} ${volume.hydration.completionPercent}% from disk snapshot ${volume.hydration.diskSnapshot}`] as const]),
     ["created", volume.createdAt],
   ]);
 }

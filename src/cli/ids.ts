@@ -17,20 +17,27 @@ export function parseObjectId(text: string, what = "id"): ObjectRef {
   return { id: text, volumeGroup: parts[0], name: parts[1] };
 }
 
-/** Where `volume create --source` copies from: a snapshot or a volume, by id. */
+/** Where `volume create --source` copies from: a snapshot or a volume by id, or a disk snapshot by name. */
 export interface VolumeSource {
-  kind: "snapshot" | "volume";
+  kind: "snapshot" | "volume" | "diskSnapshot";
   id: string;
 }
 
-/** Parses `snapshot:VG/SNAP` or `volume:VG/VOL`. */
+/** Parses `snapshot:VG/SNAP`, `volume:VG/VOL` or `disk-snapshot:NAME`. */
 export function parseVolumeSource(text: string): VolumeSource {
   const colon = text.indexOf(":");
   const kind = text.slice(0, colon);
-  if (colon < 0 || (kind !== "snapshot" && kind !== "volume")) {
-    throw new InvalidArgumentError(`Cannot read --source "${text}": write snapshot:VG/SNAPSHOT or volume:VG/VOLUME.`);
+  const rest = text.slice(colon + 1);
+  if (colon >= 0 && kind === "disk-snapshot") {
+    if (rest === "" || rest.includes("/")) {
+      throw new InvalidArgumentError(`Cannot read --source "${text}": write disk-snapshot:NAME with the disk snapshot's name, such as disk-snapshot:db-nightly.`);
+    }
+    return { kind: "diskSnapshot", id: rest };
   }
-  return { kind, id: parseObjectId(text.slice(colon + 1), "--source").id };
+  if (colon < 0 || (kind !== "snapshot" && kind !== "volume")) {
+    throw new InvalidArgumentError(`Cannot read --source "${text}": write snapshot:VG/SNAPSHOT, volume:VG/VOLUME or disk-snapshot:NAME.`);
+  }
+  return { kind, id: parseObjectId(rest, "--source").id };
 }
 
 /** Parses the comma-separated volume list of a group snapshot; a bare NAME means a volume in `volumeGroup`. */

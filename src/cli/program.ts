@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { registerCheckCommand } from "./check.ts";
+import { registerDiskSnapshotCommands } from "./disk-snapshot.ts";
 import { registerGroupSnapshotCommands } from "./group-snapshot.ts";
 import { OutputClosedError } from "./io.ts";
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, printError, processSink, type OutputSink } from "./output.ts";
@@ -36,6 +37,7 @@ export function buildProgram(sink: OutputSink = processSink): Command {
   registerVolumeCommands(program);
   registerSnapshotCommands(program);
   registerGroupSnapshotCommands(program);
+  registerDiskSnapshotCommands(program);
   registerCheckCommand(program);
   return program;
 }

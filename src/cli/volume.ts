@@ -44,7 +44,7 @@ export function registerVolumeCommands(program: Command): void {
     .description("create a volume, empty or as an instant clone (returns the existing one if it matches)")
     .requiredOption("--size <size>", "size, a multiple of the sector size (e.g. 1GiB)")
     .addOption(new Option("--sector-size <bytes>", "logical sector size (default: 512)").choices(["512", "4096"]))
-    .option("--source <kind:vg/name>", "clone from snapshot:VG/SNAPSHOT or volume:VG/VOLUME (default: empty)")
+    .option("--source <kind:id>", "clone from snapshot:VG/SNAPSHOT or volume:VG/VOLUME, or restore disk-snapshot:NAME (usable at once, hydrates in the background) (default: empty)")
     .action(async (id: string, flags: VolumeCreateFlags, command: Command) => {
       const request = volumeCreateRequest(id, flags);
       await withClient(command, async ({ client, print }) => {
@@ -67,7 +67,7 @@ export function registerVolumeCommands(program: Command): void {
   volume
     .command("show")
     .argument("<vg/name>", "volume id")
-    .description("show a volume's size, usage, source and snapshot count")
+    .description("show a volume's size, usage, source, snapshot count and, for a restored volume, its hydration")
     .action(async (id: string, _flags: unknown, command: Command) => {
       const ref = parseObjectId(id, "volume");
       await withClient(command, async ({ client, print }) => {

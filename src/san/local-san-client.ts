@@ -119,14 +119,15 @@ export class LocalSanClient implements SanClient {
   read(imageId: string, offset: number, length: number) {
     return this.#now(() => {
       checkIoLength("read", imageId, length);
-      return this.san.read(imageId, offset, length);
+      // readAsync serves a volume that still hydrates from a disk snapshot too (the sync read refuses it).
+      return this.san.readAsync(imageId, offset, length);
     });
   }
 
   write(volumeId: string, offset: number, data: Uint8Array, options?: WriteOptions) {
     return this.#locked([volumeId], () => {
       checkIoLength("write", volumeId, data.byteLength);
-      this.san.write(volumeId, offset, data, options);
+      return this.san.writeAsync(volumeId, offset, data, options);
     });
   }
 
