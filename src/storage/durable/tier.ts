@@ -39,6 +39,8 @@ export class DurableTier {
   readonly #jobs = new Map<string, Promise<void>>();
   readonly #jobErrors = new Map<string, unknown>();
   readonly #hydrations = new Map<string, HydrationEntry>();
+  /** Members whose delete (an async fold) is under way: no restore may start from a chain holding one. */
+  readonly #deleting = new Set<string>();
   #closed = false;
 
   constructor(host: DurableHost) {
@@ -69,6 +71,7 @@ export class DurableTier {
       throw new AlreadyExistsError(`Cannot export disk snapshot ${request.name}: one of that name already exists from ${existing.exported_from}. Choose another name.`);
     }
     const family = this.#rows.family(source.family);
+    this.#refuseWhileFamilyDeletes(source.family, `export disk snapshot ${request.name}`);
     const limits = this.#host.limits;
     checkSnapshotCount(source.sourceResourceId, family.length, 1, { ...limits, maxSnapshotsPerVolume: limits.maxDiskSnapshotsPerSource });
     const rateKey = `disk:${source.family}`;
@@ -116,6 +119,9 @@ export class DurableTier {
   async wait(name: string): Promise<DiskSnapshotInfo> {
     this.#row(name);
     await this.#jobs.get(name);
+    if (this.#closed) {
+      throw new FailedPreconditionError(`The SAN closed before the export of disk snapshot ${name} finished; it resumes when the SAN is opened again.`);
+    }
     const error = this.#jobErrors.get(name);
     if (error !== undefined) {
       throw error instanceof Error ? error : new Error(`The export of disk snapshot ${name} stopped.`, { cause: error });
@@ -155,6 +161,18 @@ export class DurableTier {
     if (successor?.state === "exporting") {
       throw new FailedPreconditionError(`Cannot delete disk snapshot ${name}: the next member ${successor.name} is still exporting against it. Wait for it to finish.`);
     }
+    this.#refuseWhileFamilyDeletes(row.family, `delete disk snapshot ${name}`);
+    // Set before the first await: a restore checked after this point sees the delete and is refused.
+    this.#deleting.add(name);
+    try {
+      await this.#deleteMember(row, successor);
+    } finally {
+      this.#deleting.delete(name);
+    }
+  }
+
+  async #deleteMember(row: DiskSnapshotRow, successor: DiskSnapshotRow | undefined): Promise<void> {
+    const name = row.name;
     const store = this.#store(row.store);
     if (successor) await foldIntoSuccessor(this.#rows, store, this.#store(successor.store), row, successor, await this.#manifest(row), await this.#manifest(successor));
     if (row.pin_id !== null) this.#host.unpin(row.pin_id);
@@ -182,6 +200,10 @@ export class DurableTier {
   /** Checks that a ready disk snapshot can be restored into a volume of this size and sector size. */
   checkRestore(name: string, sizeBytes: number, sectorSize: SectorSize | undefined): { sectorSize: SectorSize; memberId: string } {
     const row = this.#readyRow(name);
+    const deleting = this.#chain(row).find((member) => this.#deleting.has(member.name));
+    if (deleting) {
+      throw new FailedPreconditionError(`Cannot restore disk snapshot ${name} now: ${deleting.name}, which it reads from, is being deleted. Retry in a moment.`);
+    }
     if (sectorSize !== undefined && sectorSize !== row.sector_size) {
       throw new InvalidArgumentError(
         `Cannot restore disk snapshot ${name} into a ${sectorSize}-byte-sector volume: it was taken of a ${row.sector_size}-byte-sector volume, and sector size is inherited.`,
@@ -265,6 +287,12 @@ export class DurableTier {
   }
 
   // ---- internals ----
+
+  /** A delete folds into its neighbour and moves the family's base: nothing else in the family may run meanwhile. */
+  #refuseWhileFamilyDeletes(family: string, what: string): void {
+    const busy = this.#rows.family(family).find((member) => this.#deleting.has(member.name));
+    if (busy) throw new FailedPreconditionError(`Cannot ${what} now: disk snapshot ${busy.name} of the same family is being deleted. Retry in a moment.`);
+  }
 
   #startJob(row: DiskSnapshotRow): void {
     const previous = [...this.#rows.family(row.family)].reverse().find((r) => r.seq < row.seq);
