@@ -187,9 +187,14 @@ export class DurableTier {
       throw new InvalidArgumentError(`Cannot diff disk snapshots ${nameA} and ${nameB}: they belong to different families (sources ${a.source_resource_id} and ${b.source_resource_id}).`);
     }
     const [older, newer] = a.seq <= b.seq ? [a, b] : [b, a];
+    // Usually the older member lies on the newer one's chain, and the members after it hold every change. A full
+    // member in between (exported after the family lost its base) breaks the chain: then every chunk either chain
+    // lists may differ, a superset that never misses a change.
+    const newerChain = this.#chain(newer);
+    const onChain = newerChain.some((member) => member.member_id === older.member_id);
+    const members = onChain ? newerChain.filter((member) => member.seq > older.seq) : [...this.#chain(older), ...newerChain];
     const changed = new Set<number>();
-    for (const member of this.#chain(newer)) {
-      if (member.seq <= older.seq) continue;
+    for (const member of members) {
       for (const chunk of changedChunksOf(await this.#manifest(member))) changed.add(chunk);
     }
     const chunks = [...changed].sort((x, y) => x - y);
