@@ -1,4 +1,5 @@
 // The durable tier's object store: immutable objects by key, small enough for an S3-compatible store to implement.
+import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { InvalidArgumentError, NotFoundError } from "../errors.ts";
@@ -42,7 +43,8 @@ export class DirectoryStore implements DurableStore {
     checkKey(key);
     const target = path.join(this.location, key);
     await fs.promises.mkdir(path.dirname(target), { recursive: true });
-    const temp = `${target}.${process.pid}.${Date.now().toString(36)}.tmp`;
+    // Unique per call: a job resumed after a reopen may put the same key while the closed one's put still runs.
+    const temp = `${target}.${process.pid}.${crypto.randomUUID()}.tmp`;
     const handle = await fs.promises.open(temp, "w", 0o600);
     try {
       await handle.writeFile(data);
