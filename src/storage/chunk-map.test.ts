@@ -96,6 +96,13 @@ describe("copy-on-write maps", () => {
     expect(eleven.reads()).toBeLessThanOrEqual(11 * readsForOne);
   });
 
+  it("maps nothing past what a shallow map covers (no wrap-around)", () => {
+    const small: ImageMap = { root: 0, depth: 0 };
+    mapChunk(small, 476);
+    expect(lookup(store, small, 476)).not.toBe(0);
+    expect(lookup(store, small, FANOUT + 476)).toBe(0);
+  });
+
   it("sees a grown map through its old root", () => {
     const small: ImageMap = { root: 0, depth: 0 };
     mapChunk(small, 7);

@@ -28,6 +28,8 @@ function indexAt(chunk: number, level: number): number {
 
 /** The extent that holds `chunk`, or 0 when it is unmapped. */
 export function lookup(store: PageStore, map: ImageMap, chunk: number): number {
+  // Past what the tree covers nothing is mapped; the index arithmetic below would wrap around instead.
+  if (chunk >= FANOUT ** (map.depth + 1)) return 0;
   let id = map.root;
   for (let level = map.depth; level >= 0 && id !== 0; level--) {
     id = store.page(id).entries[indexAt(chunk, level)] ?? 0;
@@ -37,6 +39,7 @@ export function lookup(store: PageStore, map: ImageMap, chunk: number): number {
 
 /** True when `chunk` is mapped and this image alone holds every page on its path and may overwrite the extent in place. */
 export function isExclusive(store: PageStore, map: ImageMap, chunk: number): boolean {
+  if (chunk >= FANOUT ** (map.depth + 1)) return false;
   let id = map.root;
   for (let level = map.depth; level >= 0; level--) {
     if (id === 0) return false;

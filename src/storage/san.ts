@@ -518,8 +518,8 @@ export class San {
     this.#usable();
     const image = this.#catalog.images.get(imageId) ?? this.#image(imageId);
     return chunks.map((chunk) => {
-      if (lookup(this.#dir.store, image.map, chunk) === 0) return null;
       const offset = chunk * this.chunkSizeBytes;
+      if (offset >= image.sizeBytes || lookup(this.#dir.store, image.map, chunk) === 0) return null;
       return readImage(this.#dir.io, image.map, offset, Math.min(this.chunkSizeBytes, image.sizeBytes - offset));
     });
   }
