@@ -267,6 +267,7 @@ test("a client that stalls mid-handshake is dropped after the handshake timeout"
     const healthy = await RawNbdClient.connect(quick.socketPath);
     await healthy.greet();
     await healthy.negotiate("vg/v");
+    // Outlive the 300 ms handshake timer: a session past its handshake must not be cut by it.
     await new Promise((resolve) => setTimeout(resolve, 500));
     healthy.request({ type: NBD_CMD_READ, length: 512 });
     expect(await errno(healthy)).toBe(0);
@@ -296,6 +297,8 @@ test("connections that vanish mid-request release their exports", async () => {
     client.write(Buffer.alloc(13, 0x25));
     client.destroy();
   }
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  // Poll for the release rather than sleep a guessed time; give up after 5 s.
+  const deadline = Date.now() + 5000;
+  while (f.provider.openBackends !== before && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
   expect(f.provider.openBackends).toBe(before);
 });
