@@ -320,7 +320,9 @@ export class DurableTier {
       const snapshot = this.#row(row.disk_snapshot);
       const chain = await Promise.all(this.#chain(snapshot).map((member) => this.#manifest(member)));
       const index = new ChainIndex(chain, Math.ceil(snapshot.size_bytes / snapshot.chunk_size));
-      if (this.#closed) return null;
+      // The volume may have been deleted (and its name reused) while the chain loaded: only the entry that is still
+      // registered for this volume may start writing into it.
+      if (this.#closed || this.#hydrations.get(row.volume_id) !== entry) return null;
       const hydration = new Hydration(this.#host, this.#rows, { ...row, total_chunks: index.coveredChunks }, {
         store: this.#store(snapshot.store),
         index,
