@@ -117,12 +117,16 @@ interface IoOp {
   durable: boolean;
 }
 
-/** One volume during a cycle: its content when the cycle began, its exact content after acknowledged ops, and the ops. */
+/**
+ * One volume during a cycle: its content when the cycle began (shared, never changed), its exact content after
+ * acknowledged ops (copied from the base at the first write, as restore churns make hundreds of untouched tracks),
+ * and the ops.
+ */
 interface Track {
   id: string;
   from: string;
   base: Buffer;
-  exact: Buffer;
+  exact: Buffer | null;
   ops: IoOp[];
 }
 
@@ -144,7 +148,18 @@ function paint(target: Buffer, io: IoOp): void {
 }
 
 function newTrack(id: string, from: string, content: Buffer): Track {
-  return { id, from, base: content, exact: Buffer.from(content), ops: [] };
+  return { id, from, base: content, exact: null, ops: [] };
+}
+
+/** Applies an acknowledged op to a track's exact content. */
+function apply(track: Track, io: IoOp): void {
+  track.exact ??= Buffer.from(track.base);
+  paint(track.exact, io);
+}
+
+/** A track's exact content: its base when nothing was acknowledged. */
+function exactOf(track: Track): Buffer {
+  return track.exact ?? track.base;
 }
 
 /** Replays a journal over the model: what must exist afterwards, what each image must hold, and what was in flight. */
@@ -171,19 +186,20 @@ function replay(model: Model, journal: Journal): Expectation {
         // Source writes are FUA: durable once acknowledged.
         const io = { seq, offset: op.offset, length: op.length, key: op.key, durable: done };
         exp.source.ops.push(io);
-        if (done) paint(exp.source.exact, io);
+        if (done) apply(exp.source, io);
         break;
       }
       case "export":
-        if (done) exp.exported.set(op.name, Buffer.from(exp.source.exact));
-        else exp.inflightExport = { name: op.name, content: Buffer.from(exp.source.exact) };
+        if (done) exp.exported.set(op.name, Buffer.from(exactOf(exp.source)));
+        else exp.inflightExport = { name: op.name, content: Buffer.from(exactOf(exp.source)) };
         break;
       case "waitExport":
         if (done) exp.waited.add(op.name);
         break;
       case "restore": {
-        const content = Buffer.alloc(op.sizeBytes);
-        contentOf(op.from).copy(content);
+        const member = contentOf(op.from);
+        // Same size as the member (the worker restores at the source's size): share its bytes, which never change.
+        const content = member.length === op.sizeBytes ? member : Buffer.concat([member, Buffer.alloc(op.sizeBytes - member.length)]);
         if (done) exp.tracks.set(op.id, newTrack(op.id, op.from, content));
         else exp.inflightRestore = { id: op.id, from: op.from, content };
         break;
@@ -194,7 +210,7 @@ function replay(model: Model, journal: Journal): Expectation {
         if (track === undefined) throw new Error(`the journal writes to unknown volume ${op.id}`);
         const io = { seq, offset: op.offset, length: op.length, key: op.kind === "write" ? op.key : null, durable: done && (op.fua || seq < lastFlush) };
         track.ops.push(io);
-        if (done) paint(track.exact, io);
+        if (done) apply(track, io);
         break;
       }
       case "flush":

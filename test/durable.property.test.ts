@@ -5,12 +5,11 @@ import path from "node:path";
 import { setImmediate as nextTurn, setTimeout as sleep } from "node:timers/promises";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { DirectoryStore, type DurableStore } from "../src/storage/durable/store.ts";
-import { EsanError } from "../src/storage/errors.ts";
 import { San } from "../src/storage/san.ts";
 import type { DiskSnapshotInfo } from "../src/storage/types.ts";
-import { DurableModel, differingChunks, firstDifference } from "./model/durable-model.ts";
+import { DurableModel, differingChunks } from "./model/durable-model.ts";
 import { checkShape, coveredChunks } from "./model/reference-model.ts";
+import { attempt, checkEngine, codeOf, describeError, sameBytes } from "./support/durable-checks.ts";
 
 const SECTOR = 512;
 const GROUP = "vg";
@@ -47,6 +46,8 @@ type Op =
   | { op: "hydrate"; target: number }
   | { op: "diff"; a: number; b: number }
   | { op: "deleteVolume"; target: number }
+  /** Deletes a volume and creates another under its name: a new uniqueId, so a new family. */
+  | { op: "recreate"; target: number; sizeSectors: number }
   /** Grows to `toSectors`, or by one sector when the volume is already that big. */
   | { op: "resize"; target: number; toSectors: number }
   | { op: "clone"; target: number }
@@ -97,10 +98,10 @@ type Mix = Partial<Record<Op["op"], number>>;
 /** Everything the tier offers, I/O during hydration, folds and refusals included. */
 const EVERYTHING: Mix = {
   create: 2, write: 10, fill: 1, zero: 3, snapshot: 3, deleteSnapshot: 1, export: 7, retryExport: 1, awaitExport: 3, deleteDisk: 3,
-  restore: 5, read: 3, hydrate: 2, diff: 3, deleteVolume: 2, resize: 2, clone: 1, tick: 2,
+  restore: 5, read: 3, hydrate: 2, diff: 3, deleteVolume: 2, recreate: 1, resize: 2, clone: 1, tick: 2,
 };
 /** Long family histories of one source: writes, trims, growth, instant snapshots exported late, folds and diffs. */
-const FAMILIES: Mix = { write: 8, fill: 2, zero: 4, snapshot: 5, resize: 3, export: 10, deleteDisk: 3, diff: 3, restore: 2, read: 1 };
+const FAMILIES: Mix = { write: 8, fill: 2, zero: 4, snapshot: 5, resize: 3, export: 10, deleteDisk: 3, diff: 3, restore: 2, read: 1, recreate: 1 };
 
 function opsArb(scale: Scale, mix: Mix, minLength: number, maxLength: number): fc.Arbitrary<Op[]> {
   const where = { target, at, length: scale.writeLength };
@@ -127,6 +128,7 @@ function opsArb(scale: Scale, mix: Mix, minLength: number, maxLength: number): f
     hydrate: fc.record({ op: fc.constant("hydrate" as const), target }),
     diff: fc.record({ op: fc.constant("diff" as const), a: target, b: target }),
     deleteVolume: fc.record({ op: fc.constant("deleteVolume" as const), target }),
+    recreate: fc.record({ op: fc.constant("recreate" as const), target, sizeSectors: scale.sizeSectors }),
     resize: fc.record({ op: fc.constant("resize" as const), target, toSectors: scale.resizeSectors }),
     clone: fc.record({ op: fc.constant("clone" as const), target }),
     tick: fc.record({ op: fc.constant("tick" as const), turns: fc.integer({ min: 1, max: 20 }) }),
@@ -242,33 +244,9 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-function codeOf(err: unknown): string {
-  return err instanceof EsanError ? err.code : `not an EsanError (${err instanceof Error ? `${err.name}: ${err.message}` : String(err)})`;
-}
-
-function describeError(err: unknown): string {
-  return err instanceof Error ? `${codeOf(err)}: ${err.message}` : String(err);
-}
-
-/** Runs `fn`; returns the error it threw, or null. */
-async function attempt(fn: () => unknown): Promise<unknown> {
-  try {
-    await fn();
-    return null;
-  } catch (err) {
-    return err ?? new Error("threw a nullish value");
-  }
-}
-
 /** True while the engine says the volume reads through to a disk snapshot. */
 function hydrating(san: San, volumeId: string): boolean {
   return san.getVolume(volumeId).hydration?.state === "hydrating";
-}
-
-/** Fails unless `bytes` equals the model's bytes for `what`. */
-function sameBytes(label: string, what: string, actual: Uint8Array, expected: Uint8Array): void {
-  const difference = firstDifference(actual, expected);
-  if (difference !== "equal") throw new Error(`${label}: ${what} differs from the model: ${difference}`);
 }
 
 /** Follows a wait; a rejection is kept as the reason that export stopped, for later messages. */
@@ -385,11 +363,17 @@ async function applyOp(run: Run, op: Op, label: string): Promise<void> {
       const name = pick(members, op.target);
       if (name === undefined) return;
       const member = model.diskSnapshot(name);
-      const sourceExists = model.volumes.has(member.exportedFrom) || model.snapshots.has(member.exportedFrom);
+      const snapshot = model.snapshots.get(member.exportedFrom);
+      const family = snapshot?.family ?? (model.volumes.has(member.exportedFrom) ? san.getVolume(member.exportedFrom).uniqueId : null);
       let info: DiskSnapshotInfo | undefined;
       const refused = await attempt(() => (info = san.exportDiskSnapshot({ name, sourceId: member.exportedFrom })));
-      if (!sourceExists) {
+      if (family === null) {
         expect(codeOf(refused), `${label}: retrying export ${name} after its source ${member.exportedFrom} was deleted`).toBe("NotFound");
+        return;
+      }
+      if (family !== member.family) {
+        // Same name, other volume: this is not a retry of the first request.
+        expect(codeOf(refused), `${label}: exporting ${name} again from ${member.exportedFrom}, created anew since`).toBe("AlreadyExists");
         return;
       }
       if (refused !== null) throw new Error(`${label}: retrying export ${name} with the same source was refused: ${describeError(refused)}`);
@@ -435,6 +419,20 @@ async function applyOp(run: Run, op: Op, label: string): Promise<void> {
       if (id === undefined) return;
       san.deleteVolume(id);
       model.volumes.delete(id);
+      return;
+    }
+    case "recreate": {
+      // Half the time the newest restored volume, maybe still starting its hydration: the name outlives the volume.
+      const restored = volumes.filter((v) => model.volume(v).restoredFrom !== null);
+      const id = op.target % 2 === 0 && restored.length > 0 ? restored.at(-1) : pickVolume(model, op.target);
+      if (id === undefined) return;
+      const sizeBytes = Math.min(MAX_SIZE_BYTES, op.sizeSectors * SECTOR);
+      const before = san.getVolume(id).uniqueId;
+      san.deleteVolume(id);
+      model.volumes.delete(id);
+      const info = san.createVolume({ volumeGroup: GROUP, name: id.slice(GROUP.length + 1), sizeBytes });
+      expect(info.uniqueId, `${label}: a volume created anew under ${id}'s name`).not.toBe(before);
+      model.createVolume(id, sizeBytes);
       return;
     }
     case "resize": {
@@ -750,12 +748,6 @@ async function finish(run: Run): Promise<void> {
   await checkContents(run, `${label}, reopened`);
 }
 
-function checkEngine(san: San, label: string): void {
-  const report = san.check();
-  expect(report.faults, `${label}: san.check() faults`).toEqual([]);
-  expect(report.ok, `${label}: san.check().ok`).toBe(true);
-}
-
 /**
  * Runs are bounded in number and in time: a busy machine gets fewer runs rather than a timeout, and a failure's
  * shrinking stops at the limit and reports the smallest counterexample found so far.
@@ -793,125 +785,5 @@ describe("durable tier vs flat reference model", () => {
       fc.asyncProperty(fc.oneof(scenarioArb(SMALL_CHUNKS, withReopens, 20, 50), scenarioArb(BIG_CHUNKS, withReopens, 20, 50)), (scenario) => runScenario(scenario, 5)),
       budget(60, 12_000),
     );
-  });
-});
-
-/**
- * The real DirectoryStore with a gate on reads of chosen keys: a test holds hydration of one member at a known
- * point while everything else (the fold) runs through the real store.
- */
-class GatedStore implements DurableStore {
-  readonly #inner: DirectoryStore;
-  #held: ((key: string) => boolean) | null = null;
-  #release: () => void = () => undefined;
-  #gate: Promise<void> = Promise.resolve();
-
-  constructor(dir: string) {
-    this.#inner = new DirectoryStore(dir);
-  }
-
-  get location(): string {
-    return this.#inner.location;
-  }
-
-  hold(keys: (key: string) => boolean): void {
-    this.#held = keys;
-    this.#gate = new Promise<void>((resolve) => (this.#release = resolve));
-  }
-
-  release(): void {
-    this.#held = null;
-    this.#release();
-  }
-
-  async get(key: string, range?: { offset: number; length: number }): Promise<Buffer> {
-    if (this.#held?.(key)) await this.#gate;
-    return this.#inner.get(key, range);
-  }
-
-  put(key: string, data: Uint8Array): Promise<void> {
-    return this.#inner.put(key, data);
-  }
-
-  list(prefix: string): Promise<string[]> {
-    return this.#inner.list(prefix);
-  }
-
-  delete(key: string): Promise<void> {
-    return this.#inner.delete(key);
-  }
-}
-
-// Races the random runs reach only by luck, pinned down with a gate on the real store.
-describe("durable tier races", () => {
-  it("a restore started while the previous member is being deleted keeps reading its data", async () => {
-    const dir = path.join(SHM_ROOT, `esan-durable-race-${process.pid}-${++dirCounter}`);
-    fs.rmSync(dir, { recursive: true, force: true });
-    const stores = new Map<string, GatedStore>();
-    const openDurableStore = (location: string): GatedStore => {
-      let store = stores.get(location);
-      if (!store) stores.set(location, (store = new GatedStore(location)));
-      return store;
-    };
-    const san = San.create(dir, { capacityBytes: 1024 * MiB, chunkSizeBytes: 64 * KiB, limits: LIMITS }, { openDurableStore });
-    try {
-      san.createVolumeGroup("vg");
-      san.createVolume({ volumeGroup: "vg", name: "v", sizeBytes: 8 * MiB });
-      san.write("vg/v", 0, Buffer.alloc(8 * MiB, 1));
-      san.exportDiskSnapshot({ name: "a", sourceId: "vg/v" });
-      await san.waitForDiskSnapshot("a");
-      san.write("vg/v", 0, Buffer.alloc(4 * MiB, 2));
-      const b = san.exportDiskSnapshot({ name: "b", sourceId: "vg/v" });
-      await san.waitForDiskSnapshot("b");
-      const expected = Buffer.alloc(8 * MiB, 1).fill(2, 0, 4 * MiB);
-      // Hydration first reads b's own segments; hold those so the fold of a into b finishes first.
-      const store = openDurableStore(path.join(dir, "durable-store"));
-      store.hold((key) => key.includes(`/${b.memberId}/seg-g1-`));
-      const deleting = attempt(() => san.deleteDiskSnapshot("a"));
-      const restoring = attempt(() => san.createVolume({ volumeGroup: "vg", name: "r", sizeBytes: 8 * MiB, source: { kind: "diskSnapshot", id: "b" } }));
-      // The fold runs while hydration waits; a delete that instead waits for the hydration gets it released.
-      await Promise.race([deleting, sleep(2000)]);
-      store.release();
-      const [deleteRefused, restoreRefused] = [await deleting, await restoring];
-      // Refusing either is fine; what may not happen is a restored volume that lost the data the fold moved.
-      if (deleteRefused !== null) expect(codeOf(deleteRefused)).toBe("FailedPrecondition");
-      if (restoreRefused === null) {
-        sameBytes("restore during delete", "vg/r (readAsync)", await san.readAsync("vg/r", 0, 8 * MiB), expected);
-        await san.waitForHydration("vg/r");
-        expect(san.getVolume("vg/r").hydration).toMatchObject({ state: "complete", completionPercent: 100 });
-        sameBytes("restore during delete", "vg/r (hydrated)", san.read("vg/r", 0, 8 * MiB), expected);
-      } else {
-        expect(codeOf(restoreRefused)).toBe("FailedPrecondition");
-      }
-      checkEngine(san, "restore during delete");
-    } finally {
-      san.close();
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  it("a wait on an export that a close interrupts settles with a typed error, and the export finishes after reopen", async () => {
-    const dir = path.join(SHM_ROOT, `esan-durable-race-${process.pid}-${++dirCounter}`);
-    fs.rmSync(dir, { recursive: true, force: true });
-    let san = San.create(dir, { capacityBytes: 1024 * MiB, chunkSizeBytes: 64 * KiB, limits: LIMITS });
-    try {
-      san.createVolumeGroup("vg");
-      san.createVolume({ volumeGroup: "vg", name: "v", sizeBytes: 8 * MiB });
-      san.write("vg/v", 0, Buffer.alloc(8 * MiB, 5));
-      san.exportDiskSnapshot({ name: "a", sourceId: "vg/v" });
-      const waiting = san.waitForDiskSnapshot("a").then(
-        (info) => ({ ok: true as const, info }),
-        (err: unknown) => ({ ok: false as const, err }),
-      );
-      san.close();
-      const settled = await waiting;
-      // Either the wait outlives the close and reports completion, or it says in a typed error why it stopped.
-      if (!settled.ok) expect(settled.err, `the interrupted wait rejected with ${describeError(settled.err)}`).toBeInstanceOf(EsanError);
-      san = San.open(dir);
-      expect((await san.waitForDiskSnapshot("a")).completionPercent).toBe(100);
-    } finally {
-      san.close();
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
   });
 });

@@ -15,6 +15,7 @@ import {
   ReadOnlyError,
   SnapshotCountExceededError,
   SnapshotOperationRateExceededError,
+  StoreUnavailableError,
   type EsanErrorCode,
 } from "../storage/errors.ts";
 import { SanApiError } from "./errors.ts";
@@ -42,6 +43,7 @@ const GRPC_CODES: Record<EsanErrorCode, status> = {
   Busy: status.ABORTED,
   DataDirInUse: status.FAILED_PRECONDITION,
   Corrupt: status.DATA_LOSS,
+  StoreUnavailable: status.UNAVAILABLE,
 };
 
 /** The gRPC status code an esan error code maps to. */
@@ -108,6 +110,8 @@ function esanError(code: string, message: string, trailers: Metadata): EsanError
       return new DataDirInUseError(message, number(ERROR_PID_KEY));
     case "Corrupt":
       return new CorruptError(message);
+    case "StoreUnavailable":
+      return new StoreUnavailableError(message);
     default:
       return null;
   }

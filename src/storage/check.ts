@@ -126,7 +126,40 @@ export function checkConsistency(db: MetaDb, chunkSizeBytes: number): CheckRepor
   for (let id = 1; id <= highWater; id++) {
     if (owned[id] === 0) fault(`extent ${id} is neither mapped nor free (leaked)`);
   }
+  checkDurableRecords(db, fault);
   return { ok: faults.length === 0, faults, pages: pages.size, extents: extentRefs.size, freeExtents };
+}
+
+/**
+ * The durable tier's records agree with the images: every pin is owned by a disk snapshot (a pin nothing owns
+ * would hold its chunks for ever), every pin a disk snapshot names exists, an unfinished export still has the pin
+ * it resumes from, and every hydration belongs to a volume.
+ */
+function checkDurableRecords(db: MetaDb, fault: (message: string) => void): void {
+  const kinds = new Map(
+    (db.db.prepare("SELECT id, kind FROM images").all() as unknown as { id: string; kind: string }[]).map((r) => [r.id, r.kind]),
+  );
+  const disks = db.db.prepare("SELECT name, state, pin_id, base_pin_id FROM disk_snapshots").all() as unknown as {
+    name: string;
+    state: string;
+    pin_id: string | null;
+    base_pin_id: string | null;
+  }[];
+  const owned = new Set<string>();
+  for (const disk of disks) {
+    for (const pin of [disk.pin_id, disk.base_pin_id]) {
+      if (pin === null) continue;
+      owned.add(pin);
+      if (kinds.get(pin) !== "pin") fault(`disk snapshot ${disk.name} names pin ${pin}, which does not exist`);
+    }
+    if (disk.state === "exporting" && disk.pin_id === null) fault(`disk snapshot ${disk.name} is exporting but has no pin to export from`);
+  }
+  for (const [id, kind] of kinds) {
+    if (kind === "pin" && !owned.has(id)) fault(`pin ${id} is owned by no disk snapshot (leaked)`);
+  }
+  for (const { volume_id } of db.db.prepare("SELECT volume_id FROM hydrations").all() as unknown as { volume_id: string }[]) {
+    if (kinds.get(volume_id) !== "volume") fault(`a hydration is recorded for ${volume_id}, which is not a volume`);
+  }
 }
 
 /** Nothing may be mapped past an image's last chunk: check the entries right of the path to that chunk. */

@@ -13,7 +13,8 @@ export type EsanErrorCode =
   | "SnapshotOperationRateExceeded"
   | "Busy"
   | "DataDirInUse"
-  | "Corrupt";
+  | "Corrupt"
+  | "StoreUnavailable";
 
 /** Azure spells the rate error this way in some API versions; callers matching on codes accept both. */
 export const SNAPSHOT_RATE_CODE_ALIAS = "SnaphotOperationRateExceeded";
@@ -126,5 +127,12 @@ export class DataDirInUseError extends EsanError {
 export class CorruptError extends EsanError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("Corrupt", message, options);
+  }
+}
+
+/** The durable store failed under a background job (an outage); the job resumes when retried or reopened. */
+export class StoreUnavailableError extends EsanError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("StoreUnavailable", message, options);
   }
 }

@@ -4,7 +4,7 @@ import { type ImageKind, type ImageRecord, type LoadedCatalog, insertImage, load
 import { checkConsistency } from "./check.ts";
 import { countExclusiveChunks, depthFor, diffChunks, forEachMapped, growTo, lookup, release, share } from "./chunk-map.ts";
 import { DataDir } from "./data-dir.ts";
-import type { DurableHost } from "./durable/records.ts";
+import type { DurableHost, PinInfo } from "./durable/records.ts";
 import { DirectoryStore } from "./durable/store.ts";
 import { DurableTier, type ExportRequest } from "./durable/tier.ts";
 import {
@@ -44,7 +44,6 @@ import {
   type SanEnvironment,
   type SanInfo,
   type SanLimits,
-  type SectorSize,
   type SnapshotInfo,
   type VolumeGroupInfo,
   type VolumeInfo,
@@ -276,11 +275,15 @@ export class San {
   deleteVolume(id: string): void {
     this.#usable();
     const volume = this.#image(id, "volume");
-    this.#durable.volumeDeleted(id);
+    this.#durable.stopHydration(id);
     release(this.#dir.store, volume.map);
     this.#dir.forget(volume);
     this.#catalog.images.delete(id);
-    this.#commit(() => this.#dir.db.deleteImage.run(id));
+    // The hydration record goes in the same commit: a crash leaves either both or neither.
+    this.#commit(() => {
+      this.#dir.db.deleteImage.run(id);
+      this.#durable.forgetHydration(id);
+    });
   }
 
   /** Reads from a volume or a snapshot. */
@@ -461,7 +464,7 @@ export class San {
    * Pins the current state of a volume or snapshot as an internal, unlisted image, O(1) like a snapshot. A pin
    * outlives its source and counts against no limit; it keeps its chunks until `unpin`.
    */
-  pin(imageId: string): { pinId: string; sizeBytes: number; sectorSize: SectorSize; source: ImageRecord["source"] } {
+  pin(imageId: string, alongside?: (pin: PinInfo) => void): PinInfo {
     this.#usable();
     const image = this.#settled(this.#image(imageId), "export");
     const uniqueId = this.#env.newUniqueId();
@@ -483,19 +486,32 @@ export class San {
       mappedChunks: image.mappedChunks,
     };
     this.#catalog.images.set(record.id, record);
-    this.#commit(() => insertImage(this.#dir.db, record));
-    return { pinId: record.id, sizeBytes: record.sizeBytes, sectorSize: record.sectorSize, source };
+    const pin: PinInfo = { pinId: record.id, sizeBytes: record.sizeBytes, sectorSize: record.sectorSize, source };
+    this.#commit(() => {
+      insertImage(this.#dir.db, record);
+      alongside?.(pin);
+    });
+    return pin;
   }
 
-  /** Releases a pin; chunks nothing else holds are freed. Unknown pins are ignored (release is idempotent). */
-  unpin(pinId: string): void {
+  /**
+   * Releases a pin; chunks nothing else holds are freed. Unknown pins are ignored (release is idempotent).
+   * `alongside` runs in the same commit, so the record that referenced the pin never outlives it or the reverse.
+   */
+  unpin(pinId: string, alongside?: () => void): void {
     this.#usable();
     const pin = this.#catalog.images.get(pinId);
-    if (!pin || pin.kind !== "pin") return;
+    if (!pin || pin.kind !== "pin") {
+      if (alongside) this.#commit(alongside);
+      return;
+    }
     release(this.#dir.store, pin.map);
     this.#dir.forget(pin);
     this.#catalog.images.delete(pinId);
-    this.#commit(() => this.#dir.db.deleteImage.run(pinId));
+    this.#commit(() => {
+      this.#dir.db.deleteImage.run(pinId);
+      alongside?.();
+    });
   }
 
   /** True when a pin with this id exists. */
@@ -608,9 +624,14 @@ export class San {
       createdAtMs: this.#env.now(),
       mappedChunks: 0,
     };
-    this.#commit(() => insertImage(this.#dir.db, record));
+    // The volume and its hydration record commit together: a crash never leaves a restored volume that reads zeroes.
+    const hydration = this.#durable.planHydration(id, name);
+    this.#commit(() => {
+      insertImage(this.#dir.db, record);
+      this.#durable.recordHydration(hydration);
+    });
     this.#catalog.images.set(id, record);
-    this.#durable.startHydration(id, name);
+    this.#durable.startHydration(hydration);
     return this.#volumeInfo(record);
   }
 
@@ -629,8 +650,8 @@ export class San {
       now: () => this.#env.now(),
       newUniqueId: () => this.#env.newUniqueId(),
       openStore: (location) => (this.#env.openDurableStore ?? ((dir: string) => new DirectoryStore(dir)))(location),
-      pin: (imageId) => this.pin(imageId),
-      unpin: (pinId) => this.unpin(pinId),
+      pin: (imageId, alongside) => this.pin(imageId, alongside),
+      unpin: (pinId, alongside) => this.unpin(pinId, alongside),
       hasPin: (pinId) => this.hasPin(pinId),
       imageSource: (imageId) => {
         const image = this.#image(imageId);

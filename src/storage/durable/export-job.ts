@@ -67,14 +67,20 @@ function manifestOf(row: DiskSnapshotRow, rows: DurableRows): MemberManifest {
   };
 }
 
-/** Marks the member ready and moves the family's base: the previous member's pin is no longer needed. */
+/**
+ * Marks the member ready and moves the family's base: the previous member's pin is no longer needed. The rows
+ * change in the same commit that releases the pin, so a crash leaves no pin unreferenced and no row pointing at a
+ * released pin.
+ */
 function finishExport(host: DurableHost, rows: DurableRows, row: DiskSnapshotRow, manifest: MemberManifest): void {
   const storedChunks = manifest.segments.reduce((sum, s) => sum + s.runs.reduce((n, [, count]) => n + count, 0), 0);
-  rows.update(row.name, { state: "ready", done_chunks: row.total_chunks, used_bytes: storedChunks * row.chunk_size, base_pin_id: null, manifest_gen: 1 });
-  if (row.base_pin_id !== null) {
+  const basePin = row.base_pin_id;
+  const markReady = (): void => {
+    rows.update(row.name, { state: "ready", done_chunks: row.total_chunks, used_bytes: storedChunks * row.chunk_size, base_pin_id: null, manifest_gen: 1 });
     for (const other of rows.family(row.family)) {
-      if (other.pin_id === row.base_pin_id) rows.update(other.name, { pin_id: null });
+      if (basePin !== null && other.pin_id === basePin) rows.update(other.name, { pin_id: null });
     }
-    host.unpin(row.base_pin_id);
-  }
+  };
+  if (basePin === null) rows.transaction(markReady);
+  else host.unpin(basePin, markReady);
 }

@@ -39,6 +39,14 @@ export interface HydrationRow {
   completion_percent: number;
 }
 
+/** A pinned image: an internal, unlisted copy of a volume's or snapshot's state at one instant. */
+export interface PinInfo {
+  pinId: string;
+  sizeBytes: number;
+  sectorSize: SectorSize;
+  source: { kind: string; sourceId?: string; sourceUniqueId?: string };
+}
+
 /** What the durable tier needs from the SAN: pins, chunk-level reads, and unguarded I/O on hydrating volumes. */
 export interface DurableHost {
   readonly dataDir: string;
@@ -48,8 +56,10 @@ export interface DurableHost {
   now(): number;
   openStore(location: string): DurableStore;
   newUniqueId(): string;
-  pin(imageId: string): { pinId: string; sizeBytes: number; sectorSize: SectorSize; source: { kind: string; sourceId?: string; sourceUniqueId?: string } };
-  unpin(pinId: string): void;
+  /** Pins an image; `alongside` runs in the pin's commit, so whatever records the pin commits with it. */
+  pin(imageId: string, alongside?: (pin: PinInfo) => void): PinInfo;
+  /** Releases a pin; `alongside` runs in the same commit (also when the pin is already gone). */
+  unpin(pinId: string, alongside?: () => void): void;
   /** The family an image belongs to: the volume it is (or was taken of), by id and unique id. */
   imageSource(imageId: string): { sourceResourceId: string; family: string };
   hasPin(pinId: string): boolean;
@@ -102,6 +112,11 @@ export class DurableRows {
     this.#db.db
       .prepare(`UPDATE disk_snapshots SET ${columns.map((c) => `${c} = :${c}`).join(", ")} WHERE name = :name`)
       .run({ ...(fields as Record<string, string | number | null>), name });
+  }
+
+  /** Runs `work` in one transaction (callers outside a SAN commit group several row changes this way). */
+  transaction(work: () => void): void {
+    this.#db.transaction(work);
   }
 
   delete(name: string): void {

@@ -1,6 +1,6 @@
 // The durable tier: disk snapshots exported to a DurableStore, families, limits, diffs, restores and copies.
 import path from "node:path";
-import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors.ts";
+import { AlreadyExistsError, EsanError, FailedPreconditionError, InvalidArgumentError, NotFoundError, StoreUnavailableError } from "../errors.ts";
 import { checkSnapshotCount, checkSnapshotRate } from "../limits.ts";
 import { validateName } from "../names.ts";
 import { coalesceChunks } from "../san-support.ts";
@@ -10,7 +10,7 @@ import { Hydration } from "./hydration.ts";
 import { ChainIndex } from "./chain-index.ts";
 import { type MemberManifest, changedChunksOf, memberKeys } from "./manifest.ts";
 import { foldIntoSuccessor } from "./fold.ts";
-import { type DiskSnapshotRow, type DurableHost, DurableRows, type HydrationRow } from "./records.ts";
+import { type DiskSnapshotRow, type DurableHost, DurableRows, type HydrationRow, type PinInfo } from "./records.ts";
 import type { DurableStore } from "./store.ts";
 
 /** Request of an export. */
@@ -22,11 +22,15 @@ export interface ExportRequest {
   storeDir?: string;
 }
 
-/** A hydration as the tier tracks it: `ready` once its chain is loaded, `finished` when it completes or stops. */
+/**
+ * A hydration as the tier tracks it: `ready` once its chain is loaded, `finished` when its current run completes
+ * or stops, `error` when that run failed.
+ */
 interface HydrationEntry {
   hydration: Hydration | null;
   ready: Promise<Hydration | null>;
   finished: Promise<void>;
+  error?: Error;
 }
 
 /** The durable tier of one SAN. Jobs run in the background; their progress lives in the SAN's metadata. */
@@ -35,9 +39,11 @@ export class DurableTier {
   readonly #rows: DurableRows;
   readonly #defaultStoreDir: string;
   readonly #stores = new Map<string, DurableStore>();
-  /** Export jobs by name; a family's exports run one after another. */
+  /** The latest attempt of each export by name; it never rejects (its failure goes to #jobErrors). */
   readonly #jobs = new Map<string, Promise<void>>();
-  readonly #jobErrors = new Map<string, unknown>();
+  /** Attempts in flight: one at a time per member, whoever asks for it. */
+  readonly #running = new Map<string, Promise<void>>();
+  readonly #jobErrors = new Map<string, Error>();
   readonly #hydrations = new Map<string, HydrationEntry>();
   /** Members whose delete (an async fold) is under way: no restore may start from a chain holding one. */
   readonly #deleting = new Set<string>();
@@ -51,8 +57,8 @@ export class DurableTier {
 
   /** Restarts exports and hydrations that a previous process left unfinished. */
   resume(): void {
-    for (const row of this.#rows.all()) if (row.state === "exporting") this.#startJob(row);
-    for (const row of this.#rows.hydrations()) if (row.state === "hydrating") this.#startHydration(row);
+    for (const row of this.#rows.all()) if (row.state === "exporting") this.#startJob(row.name);
+    for (const row of this.#rows.hydrations()) if (row.state === "hydrating") this.startHydration(row);
   }
 
   /** Stops background work; jobs pick up again from their persisted progress on the next open. */
@@ -67,7 +73,11 @@ export class DurableTier {
     const source = this.#host.imageSource(request.sourceId);
     const existing = this.#rows.get(request.name);
     if (existing) {
-      if (existing.exported_from === request.sourceId && existing.family === source.family) return this.#info(existing);
+      if (existing.exported_from === request.sourceId && existing.family === source.family) {
+        // The same request again: a retry, which resumes an export that a store failure stopped.
+        if (existing.state === "exporting" && !this.#running.has(existing.name)) this.#startJob(existing.name);
+        return this.#info(existing);
+      }
       throw new AlreadyExistsError(`Cannot export disk snapshot ${request.name}: one of that name already exists from ${existing.exported_from}. Choose another name.`);
     }
     const family = this.#rows.family(source.family);
@@ -85,9 +95,27 @@ export class DurableTier {
         `Cannot export disk snapshot ${request.name} to ${storeDir}: its family (source ${source.sourceResourceId}) lives in ${previous.store}, and a family stays in one store.`,
       );
     }
-    const pin = this.#host.pin(request.sourceId);
+    // The pin and the row that owns it commit together: a crash leaves both or neither, so no pin leaks.
+    let row!: DiskSnapshotRow;
+    this.#host.pin(request.sourceId, (pin) => {
+      row = this.#newRow(request, source, previous, pin, storeDir, now);
+      this.#rows.insert(row);
+      this.#rows.addCreation(rateKey, now);
+    });
+    this.#startJob(row.name);
+    return this.#info(row);
+  }
+
+  #newRow(
+    request: ExportRequest,
+    source: { sourceResourceId: string; family: string },
+    previous: DiskSnapshotRow | undefined,
+    pin: PinInfo,
+    storeDir: string,
+    now: number,
+  ): DiskSnapshotRow {
     const chunks = this.#host.changedChunks(pin.pinId, previous?.pin_id ?? null);
-    const row: DiskSnapshotRow = {
+    return {
       name: request.name,
       member_id: this.#host.newUniqueId(),
       family: source.family,
@@ -109,10 +137,6 @@ export class DurableTier {
       manifest_gen: 0,
       created_at: now,
     };
-    this.#rows.insert(row);
-    this.#rows.addCreation(rateKey, now);
-    this.#startJob(row);
-    return this.#info(row);
   }
 
   /** Resolves when the export is complete (or rejects with the reason it stopped). */
@@ -123,9 +147,7 @@ export class DurableTier {
       throw new FailedPreconditionError(`The SAN closed before the export of disk snapshot ${name} finished; it resumes when the SAN is opened again.`);
     }
     const error = this.#jobErrors.get(name);
-    if (error !== undefined) {
-      throw error instanceof Error ? error : new Error(`The export of disk snapshot ${name} stopped.`, { cause: error });
-    }
+    if (error !== undefined) throw error;
     return this.show(name);
   }
 
@@ -175,8 +197,9 @@ export class DurableTier {
     const name = row.name;
     const store = this.#store(row.store);
     if (successor) await foldIntoSuccessor(this.#rows, store, this.#store(successor.store), row, successor, await this.#manifest(row), await this.#manifest(successor));
-    if (row.pin_id !== null) this.#host.unpin(row.pin_id);
-    this.#rows.delete(name);
+    // The row and its pin go in one commit: a crash never leaves a pin nothing references.
+    if (row.pin_id !== null) this.#host.unpin(row.pin_id, () => this.#rows.delete(name));
+    else this.#rows.transaction(() => this.#rows.delete(name));
     for (const key of await store.list(memberKeys.prefix(row.family, row.member_id))) await store.delete(key);
   }
 
@@ -220,11 +243,14 @@ export class DurableTier {
     return { sectorSize: row.sector_size as SectorSize, memberId: row.member_id };
   }
 
-  /** Records and starts the hydration of a volume just created from a disk snapshot. */
-  startHydration(volumeId: string, name: string): void {
-    const row: HydrationRow = { volume_id: volumeId, disk_snapshot: name, state: "hydrating", cursor: 0, total_chunks: 0, completion_percent: 0 };
+  /** The hydration record of a volume about to be restored from a disk snapshot. */
+  planHydration(volumeId: string, name: string): HydrationRow {
+    return { volume_id: volumeId, disk_snapshot: name, state: "hydrating", cursor: 0, total_chunks: 0, completion_percent: 0 };
+  }
+
+  /** Stores a hydration record; the SAN calls it inside the commit that creates the volume. */
+  recordHydration(row: HydrationRow): void {
     this.#rows.putHydration(row);
-    this.#startHydration(row);
   }
 
   /** The hydration of a volume, once its chain is loaded; null when the volume is not hydrating. */
@@ -235,9 +261,16 @@ export class DurableTier {
     return hydration?.state === "hydrating" ? hydration : null;
   }
 
-  /** Resolves when a volume's hydration has completed (or stopped); at once for a volume not hydrating. */
+  /**
+   * Resolves when a volume's hydration has completed; at once for a volume not hydrating. Rejects when it stopped
+   * on a failure (the store unreachable, say); waiting again resumes it from its persisted progress.
+   */
   async hydrated(volumeId: string): Promise<void> {
-    await this.#hydrations.get(volumeId)?.finished;
+    const entry = this.#hydrations.get(volumeId);
+    if (!entry) return;
+    if (entry.error !== undefined && !this.#closed && entry.hydration) this.#runHydration(entry, entry.hydration);
+    await entry.finished;
+    if (entry.error !== undefined) throw entry.error;
   }
 
   /** True while a volume reads through to a disk snapshot. */
@@ -254,10 +287,14 @@ export class DurableTier {
     return row ? { state: row.state, completionPercent: row.completion_percent, diskSnapshot: row.disk_snapshot } : null;
   }
 
-  /** Forgets a deleted volume's hydration. */
-  volumeDeleted(volumeId: string): void {
+  /** Stops the hydration of a volume being deleted. */
+  stopHydration(volumeId: string): void {
     this.#hydrations.get(volumeId)?.hydration?.stop();
     this.#hydrations.delete(volumeId);
+  }
+
+  /** Deletes a volume's hydration record; the SAN calls it inside the commit that deletes the volume. */
+  forgetHydration(volumeId: string): void {
     this.#rows.deleteHydration(volumeId);
   }
 
@@ -299,20 +336,55 @@ export class DurableTier {
     if (busy) throw new FailedPreconditionError(`Cannot ${what} now: disk snapshot ${busy.name} of the same family is being deleted. Retry in a moment.`);
   }
 
-  #startJob(row: DiskSnapshotRow): void {
-    const previous = [...this.#rows.family(row.family)].reverse().find((r) => r.seq < row.seq);
-    const before = previous ? this.#jobs.get(previous.name) : undefined;
-    const job = (async () => {
-      await before?.catch(() => undefined);
-      if (this.#closed) return;
-      await runExport(this.#host, this.#rows, this.#store(row.store), row.name, () => this.#closed);
-    })().catch((err: unknown) => {
-      if (!this.#closed) this.#jobErrors.set(row.name, err);
+  /** Starts an attempt at an export in the background; its outcome is what `wait` reports. */
+  #startJob(name: string): void {
+    this.#jobErrors.delete(name);
+    const job = this.#attempt(name).catch((err: unknown) => {
+      if (!this.#closed) this.#jobErrors.set(name, asError(err));
     });
-    this.#jobs.set(row.name, job);
+    this.#jobs.set(name, job);
   }
 
-  #startHydration(row: HydrationRow): void {
+  /**
+   * Runs an export to its end, once at a time per member. A delta builds on its previous member, so that member
+   * is finished first (it may still be exporting, or stopped by a store failure): a member is never ready, and
+   * never releases its base, before the member it builds on is ready.
+   */
+  #attempt(name: string): Promise<void> {
+    const running = this.#running.get(name);
+    if (running) return running;
+    const attempt = (async () => {
+      const row = this.#rows.get(name);
+      if (!row || row.state !== "exporting") return;
+      const previous = row.previous_member === null ? undefined : this.#rows.byMember(row.previous_member);
+      if (previous?.state === "exporting") {
+        try {
+          await this.#attempt(previous.name);
+        } catch (err) {
+          throw new StoreUnavailableError(
+            `The export of disk snapshot ${name} waits for ${previous.name}, which it builds on, and that export stopped: ${messageOf(err)}`,
+            { cause: err },
+          );
+        }
+      }
+      if (this.#closed) return;
+      try {
+        await runExport(this.#host, this.#rows, this.#store(row.store), name, () => this.#closed);
+      } catch (err) {
+        if (err instanceof EsanError) throw err;
+        throw new StoreUnavailableError(
+          `The export of disk snapshot ${name} stopped at ${this.#percent(this.#row(name))}%: its store failed (${messageOf(err)}). ` +
+            "Export it again with the same name and source to resume; it also resumes when the SAN is opened again.",
+          { cause: err },
+        );
+      }
+    })().finally(() => this.#running.delete(name));
+    this.#running.set(name, attempt);
+    return attempt;
+  }
+
+  /** Starts the hydration of a restored volume (new, or left unfinished by a previous process). */
+  startHydration(row: HydrationRow): void {
     const entry: HydrationEntry = { hydration: null, ready: Promise.resolve(null), finished: Promise.resolve() };
     let finish!: () => void;
     entry.finished = new Promise<void>((resolve) => (finish = resolve));
@@ -329,14 +401,35 @@ export class DurableTier {
         chunkSizeBytes: snapshot.chunk_size,
       });
       entry.hydration = hydration;
-      void hydration
-        .run()
-        .catch(() => hydration.stop())
-        .finally(finish);
+      this.#runHydration(entry, hydration, finish);
       return hydration;
     })();
-    entry.ready.catch(finish);
+    entry.ready.catch((err: unknown) => {
+      entry.error = asError(err);
+      finish();
+    });
     this.#hydrations.set(row.volume_id, entry);
+  }
+
+  /**
+   * Runs a hydration to its end. A failure leaves the volume reading through to the store (its data stays
+   * right) and is kept for `hydrated` to report; the next wait runs it again from its persisted cursor.
+   */
+  #runHydration(entry: HydrationEntry, hydration: Hydration, finish?: () => void): void {
+    let done = finish;
+    if (!done) entry.finished = new Promise<void>((resolve) => (done = resolve));
+    entry.error = undefined;
+    hydration
+      .run()
+      .catch((err: unknown) => {
+        if (this.#closed || !this.#host.volumeExists(hydration.volumeId)) return;
+        entry.error = new StoreUnavailableError(
+          `The hydration of volume ${hydration.volumeId} from disk snapshot ${hydration.diskSnapshot} stopped at ${hydration.completionPercent}%: ` +
+            `reading the store failed (${messageOf(err)}). Reads still come from the store; wait for the hydration again to resume it.`,
+          { cause: err },
+        );
+      })
+      .finally(() => done!());
   }
 
   /** The members a restore of `row` reads, oldest (the full one) first. */
@@ -402,4 +495,12 @@ export class DurableTier {
       store: row.store,
     };
   }
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
