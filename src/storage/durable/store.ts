@@ -36,6 +36,7 @@ export class DirectoryStore implements DurableStore {
   constructor(root: string) {
     this.location = path.resolve(root);
     fs.mkdirSync(this.location, { recursive: true });
+    discardOrphanedTemporaries(this.location);
   }
 
   /** Writes a temporary file, fsyncs it, renames it into place and fsyncs the directory: all or nothing, durable. */
@@ -105,5 +106,30 @@ export class DirectoryStore implements DurableStore {
   async delete(key: string): Promise<void> {
     checkKey(key);
     await fs.promises.rm(path.join(this.location, key), { force: true });
+  }
+}
+
+/** `put`'s temporary names: the target, the writer's pid, a random id. */
+const TEMPORARY = /\.(\d+)\.[0-9a-f-]{36}\.tmp$/;
+
+/**
+ * Removes the temporary files of writers that died mid-put (a SIGKILL between open and rename). A live writer's
+ * files stay: several SANs may share one store directory.
+ */
+function discardOrphanedTemporaries(root: string): void {
+  for (const entry of fs.readdirSync(root, { recursive: true, withFileTypes: true })) {
+    const pid = TEMPORARY.exec(entry.name)?.[1];
+    if (entry.isFile() && pid !== undefined && !processAlive(Number(pid))) fs.rmSync(path.join(entry.parentPath, entry.name), { force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
