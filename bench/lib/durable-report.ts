@@ -1,5 +1,6 @@
 // The markdown of `npm run bench:durable`: export, restore and hydration tables with their targets.
 
+import { PROGRESS_EVERY_CHUNKS } from "../../src/storage/durable/hydration.ts";
 import { type DurableBenchConfig, mibPerSecond } from "./durable-common.ts";
 import type { ExportTiming } from "./durable-export.ts";
 import type { FirstReadResult, HydrationResult } from "./durable-restore.ts";
@@ -115,7 +116,7 @@ function hydrationSection(results: DurableResults): string {
     "### Durable tier: hydration throughput",
     "",
     `The ${h.subject.label} disk snapshot restored once more, timed from \`createVolume\` until \`waitForHydration\` resolves. Hydration copies ` +
-      "every chunk that holds data, 256 chunks per batch (ranged gets of neighbouring slots of one segment object), writes them into the volume, " +
+      `every chunk that holds data, ${PROGRESS_EVERY_CHUNKS} chunks per batch (ranged gets of neighbouring slots of one segment object), writes them into the volume, ` +
       `and flushes the SAN and records its progress after each batch. Afterwards ${formatNumber(h.verifiedBlocks)} random 4 KiB blocks were read ` +
       "with the synchronous `read`, which refuses a volume still hydrating, and matched the written data.",
     "",

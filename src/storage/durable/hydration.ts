@@ -8,7 +8,7 @@ import type { DurableStore } from "./store.ts";
  * Chunks hydrated between two progress commits. Small enough that a batch's synchronous write and flush keep the
  * event loop free for the volume's own reads, which must not wait behind the background copy.
  */
-const PROGRESS_EVERY_CHUNKS = 64;
+export const PROGRESS_EVERY_CHUNKS = 64;
 
 /** What a hydrating volume reads through to: the chain index of its disk snapshot and the store holding it. */
 export interface HydrationSource {
