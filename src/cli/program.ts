@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { registerCheckCommand } from "./check.ts";
+import { registerCsiCommand } from "./csi.ts";
 import { registerDiskSnapshotCommands } from "./disk-snapshot.ts";
 import { registerGroupSnapshotCommands } from "./group-snapshot.ts";
 import { OutputClosedError } from "./io.ts";
@@ -39,6 +40,7 @@ export function buildProgram(sink: OutputSink = processSink): Command {
   registerGroupSnapshotCommands(program);
   registerDiskSnapshotCommands(program);
   registerCheckCommand(program);
+  registerCsiCommand(program);
   return program;
 }
 
