@@ -5,7 +5,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeRoot, missingNodePrerequisites, sweep } from "../support/csi-node-env.ts";
+import { makeRoot, missingNodePrerequisites, requirePrerequisites, sweep } from "../support/csi-node-env.ts";
 import { BLOCK_RWO, killAll, MOUNT_RWO, MiB, startStack, type CsiStack } from "./support.ts";
 
 const KiB = 1024;
@@ -16,11 +16,12 @@ type Snapshot = { snapshotId: string; sourceVolumeId: string };
 type Message = { blockMetadata: { byteOffset: number; sizeBytes: number }[] };
 type Mounted = { volumeId: string; target: string; staging: string };
 
-describe.skipIf(missing.length > 0)(`kubelet-like flow${missing.length > 0 ? ` (skipped: ${missing.join(", ")})` : ""}`, () => {
+describe("kubelet-like flow", () => {
   let stack: CsiStack;
   let kubelet: string;
 
   beforeAll(async () => {
+    requirePrerequisites(missing, "The kubelet-like flow tests");
     stack = await startStack({ mode: "all", csiArgs: ["--node-id", NODE] });
     kubelet = makeRoot("esan-csi-flow");
   });

@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { StagingRecord } from "../../src/csi/node/staging-store.ts";
 import type { VolumeCapability } from "../../src/csi/node/types.ts";
 import { runOk, waitUntil } from "../support/block-process.ts";
-import { makeRoot, MiB, missingNodePrerequisites, processesUnder, startSan, sweep, type TestSan } from "../support/csi-node-env.ts";
+import { makeRoot, MiB, missingNodePrerequisites, processesUnder, requirePrerequisites, startSan, sweep, type TestSan } from "../support/csi-node-env.ts";
 
 const NODE_ID = "node-r";
 const HOST = path.resolve(import.meta.dirname, "..", "support", "csi-node-host.ts");
@@ -64,7 +64,9 @@ class NodeHost {
   }
 }
 
-describe.skipIf(missing.length > 0)("CSI node plugin restarts", () => {
+describe("CSI node plugin restarts", () => {
+  beforeAll(() => requirePrerequisites(missing, "The CSI node restart tests"));
+
   let root: string;
   let san: TestSan;
   const hosts: NodeHost[] = [];
@@ -195,11 +197,5 @@ describe.skipIf(missing.length > 0)("CSI node plugin restarts", () => {
     expect(fs.readFileSync(path.join(staging, "before.bin")).equals(before)).toBe(true);
     await writeSyncRead(staging, "after.bin");
     await second.host.call("nodeUnstageVolume", { volumeId, stagingTargetPath: staging });
-  });
-});
-
-describe.runIf(missing.length > 0)("CSI node restart prerequisites", () => {
-  it("are installed (run as root after bash scripts/setup)", () => {
-    throw new Error(`The CSI node restart tests need ${missing.join(", ")}.`);
   });
 });

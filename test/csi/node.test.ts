@@ -10,7 +10,7 @@ import { PUBLISH_CONTEXT_KEYS } from "../../src/csi/publish-context.ts";
 import { createNodeService, type NodeService } from "../../src/csi/node/service.ts";
 import type { VolumeCapability } from "../../src/csi/node/types.ts";
 import { runCommand, runOk } from "../support/block-process.ts";
-import { capturingLogger, loopsUnder, makeRoot, MiB, missingNodePrerequisites, mountsUnder, processesUnder, startSan, sweep, type TestSan } from "../support/csi-node-env.ts";
+import { capturingLogger, loopsUnder, makeRoot, MiB, missingNodePrerequisites, mountsUnder, processesUnder, requirePrerequisites, startSan, sweep, type TestSan } from "../support/csi-node-env.ts";
 
 const NODE_ID = "node-a";
 const missing = await missingNodePrerequisites();
@@ -43,7 +43,9 @@ function findmnt(target: string): { fstype: string; options: string } | undefine
   return { fstype: line[line.indexOf("-") + 1] ?? "", options: line[5] ?? "" };
 }
 
-describe.skipIf(missing.length > 0)("CSI node service (nbdfuse + loop + mount, against esan san serve)", () => {
+describe("CSI node service (nbdfuse + loop + mount, against esan san serve)", () => {
+  beforeAll(() => requirePrerequisites(missing, "The CSI node tests"));
+
   let root: string;
   let san: TestSan;
   let node: NodeService;
@@ -359,11 +361,5 @@ describe.skipIf(missing.length > 0)("CSI node service (nbdfuse + loop + mount, a
     } finally {
       await node.nodeUnstageVolume({ volumeId, stagingTargetPath: staging });
     }
-  });
-});
-
-describe.runIf(missing.length > 0)("CSI node service prerequisites", () => {
-  it("are installed (run as root after bash scripts/setup)", () => {
-    throw new Error(`The CSI node tests need ${missing.join(", ")}.`);
   });
 });

@@ -5,8 +5,9 @@
 import { execFile } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { freshSan, serve } from "../san/support.ts";
+import { requirePrerequisites } from "../support/csi-node-env.ts";
 import { killAll, startCsi } from "./support.ts";
 
 const REPO = path.resolve(import.meta.dirname, "..", "..");
@@ -71,7 +72,9 @@ afterEach(async () => {
   await killAll();
 });
 
-describe.skipIf(missing !== null)(`csi-sanity${missing ? ` (skipped: ${missing})` : ""}`, () => {
+describe("csi-sanity", () => {
+  beforeAll(() => requirePrerequisites(missing === null ? [] : [missing], "The csi-sanity runs"));
+
   it("passes against esan csi --mode all", { timeout: 1_800_000 }, async () => {
     const san = await freshSan(["--capacity", "4TiB"]);
     try {

@@ -28,6 +28,14 @@ export async function missingNodePrerequisites(): Promise<string[]> {
   return missing;
 }
 
+/**
+ * Fails the calling suite when a prerequisite is missing. Never a skip: CI installs every prerequisite through
+ * scripts/setup, so a missing one is a broken setup that must show as failures.
+ */
+export function requirePrerequisites(missing: readonly string[], what: string): void {
+  if (missing.length > 0) throw new Error(`${what} need ${missing.join(", ")}: run them as root after bash scripts/setup.`);
+}
+
 /** A fresh directory for one test file under /dev/shm (short paths: unix sockets live in it). */
 export function makeRoot(prefix: string): string {
   const base = fs.existsSync("/dev/shm") ? "/dev/shm" : "/tmp";
