@@ -1,8 +1,9 @@
-// The one error type CSI handlers throw (a gRPC status code and a sentence), and the one table that maps engine and
-// SAN API errors to CSI's gRPC codes. Nothing else in src/csi picks a status code for an error it did not make.
+// The one error type CSI handlers throw (a gRPC status code and a sentence), and the mapping of everything else a
+// handler may throw: engine errors through the SAN API's table (src/san/status.ts), SAN API transport failures here.
 import { status } from "@grpc/grpc-js";
 import { SanApiError, type SanApiErrorCode } from "../san/errors.ts";
-import { EsanError, type EsanErrorCode } from "../storage/errors.ts";
+import { grpcCodeFor } from "../san/status.ts";
+import { EsanError } from "../storage/errors.ts";
 
 /** A CSI call refused or failed with a spec-defined gRPC code; `message` says what, why, and what to do. */
 export class CsiError extends Error {
@@ -19,26 +20,6 @@ export class CsiError extends Error {
 export function invalidArgument(message: string): CsiError {
   return new CsiError(status.INVALID_ARGUMENT, message);
 }
-
-/**
- * gRPC code of each engine error (ARCHITECTURE.md, "CSI mapping"). Limits are RESOURCE_EXHAUSTED, which the
- * snapshot sidecar retries with backoff; Busy is ABORTED, which every sidecar retries.
- */
-const ENGINE_CODES: Record<EsanErrorCode, status> = {
-  InvalidArgument: status.INVALID_ARGUMENT,
-  NotFound: status.NOT_FOUND,
-  AlreadyExists: status.ALREADY_EXISTS,
-  FailedPrecondition: status.FAILED_PRECONDITION,
-  OutOfRange: status.OUT_OF_RANGE,
-  ReadOnly: status.FAILED_PRECONDITION,
-  CapacityExceeded: status.RESOURCE_EXHAUSTED,
-  SnapshotCountExceeded: status.RESOURCE_EXHAUSTED,
-  SnapshotOperationRateExceeded: status.RESOURCE_EXHAUSTED,
-  Busy: status.ABORTED,
-  DataDirInUse: status.FAILED_PRECONDITION,
-  Corrupt: status.DATA_LOSS,
-  StoreUnavailable: status.UNAVAILABLE,
-};
 
 /**
  * gRPC code of each SAN API transport failure. An unreachable or refusing SAN is UNAVAILABLE (the CO retries, and
@@ -64,7 +45,9 @@ export interface CsiStatus {
  */
 export function toCsiStatus(err: unknown, requestId: string): CsiStatus {
   if (err instanceof CsiError) return { code: err.code, details: err.message, known: true };
-  if (err instanceof EsanError) return { code: ENGINE_CODES[err.code] ?? status.INTERNAL, details: err.message, known: err.code in ENGINE_CODES };
+  // Engine errors map through the SAN API's table (ARCHITECTURE.md, "CSI mapping"): one table for both. Limits are
+  // RESOURCE_EXHAUSTED, which the snapshot sidecar retries with backoff; Busy is ABORTED, which every sidecar retries.
+  if (err instanceof EsanError) return { code: grpcCodeFor(err.code), details: err.message, known: true };
   if (err instanceof SanApiError) {
     if (err.code === "Unauthenticated") {
       return { code: status.UNAVAILABLE, details: `The SAN API refused this driver's credentials: ${err.message}`, known: true };
