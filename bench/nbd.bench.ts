@@ -117,7 +117,7 @@ async function main(): Promise<void> {
       "",
       targetSummary(WORKLOADS, results),
       "",
-      "Server CPU while each workload ran, as a share of one core (esan's main thread runs the NBD protocol and the engine, whose file I/O is synchronous, so libuv's thread pool stays idle; \"waiting for a core\" is time the main thread was runnable but not running, from /proc schedstat: the clients and the machine's other work compete for the cores):",
+      "Server CPU while each workload ran, as a share of one core (esan's main thread runs the NBD protocol and the engine; its file I/O is synchronous except reads of 64 KiB or more, which copy their data on libuv's thread pool; \"waiting for a core\" is time the main thread was runnable but not running, from /proc schedstat: the clients and the machine's other work compete for the cores):",
       "",
       cpuTable(WORKLOADS, results),
       "",

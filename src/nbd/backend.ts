@@ -45,7 +45,8 @@ export interface NbdBackend {
   canExtents(): boolean;
   /** A flush on one connection covers writes acknowledged on every connection of this export. */
   canMultiConn(): boolean;
-  pread(offset: number, length: number): Buffer | Promise<Buffer>;
+  /** Fills all of `target` with the bytes at `offset`. `target` is lent: the core sends it once the call returns (or its promise settles). */
+  pread(offset: number, target: Buffer): void | Promise<void>;
   /** `data` is lent: the core reuses its memory once the call returns (or its promise settles), so copy to keep it. */
   pwrite(offset: number, data: Buffer, flags: NbdWriteFlags): void | Promise<void>;
   zero(offset: number, length: number, flags: NbdZeroFlags): void | Promise<void>;

@@ -18,6 +18,21 @@ describe("ByteQueue", () => {
     expect(queue.length).toBe(0);
   });
 
+  test("own copies what is left out of chunks whose memory is about to be reused; takeInto consumes into a buffer", () => {
+    const queue = new ByteQueue();
+    const reused = Buffer.from("abcdef");
+    queue.push(reused);
+    queue.skip(2);
+    queue.own();
+    reused.fill(0x78);
+    expect(queue.peek(4).toString()).toBe("cdef");
+    const out = Buffer.alloc(6, 0x2e);
+    queue.push(Buffer.from("gh"));
+    queue.takeInto(out, 1, 5);
+    expect(out.toString()).toBe(".cdefg");
+    expect(queue.take(1).toString()).toBe("h");
+  });
+
   test("skip drops at most what is queued", () => {
     const queue = new ByteQueue();
     queue.push(Buffer.from("abc"));

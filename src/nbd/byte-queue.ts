@@ -51,11 +51,37 @@ export class ByteQueue {
     return this.#copy(n, true, destination);
   }
 
+  /** Consumes the next `n` bytes into `destination` at `at`. */
+  takeInto(destination: Uint8Array, at: number, n: number): void {
+    if (n > this.#length) throw new RangeError(`Cannot take ${n} bytes: only ${this.#length} are queued.`);
+    let filled = 0;
+    while (filled < n) {
+      const head = this.#chunks[this.#first]!;
+      const count = Math.min(head.byteLength - this.#offset, n - filled);
+      head.copy(destination, at + filled, this.#offset, this.#offset + count);
+      filled += count;
+      this.#advance(count);
+    }
+  }
+
   /** Drops the next `n` bytes (at most what is queued); returns how many were dropped. */
   skip(n: number): number {
     const dropped = Math.min(n, this.#length);
     this.#advance(dropped);
     return dropped;
+  }
+
+  /**
+   * Copies whatever is still queued into memory the queue owns. Call it before the memory of pushed chunks is
+   * reused (a socket that reads into one buffer over and over); what remains is normally a partial message.
+   */
+  own(): void {
+    if (this.#length === 0) return;
+    const rest = this.#copy(this.#length, true);
+    this.#chunks = [rest];
+    this.#first = 0;
+    this.#offset = 0;
+    this.#length = rest.byteLength;
   }
 
   /** Forgets everything queued. */

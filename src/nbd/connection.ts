@@ -3,12 +3,14 @@ import type net from "node:net";
 import type { Duplex } from "node:stream";
 import type tls from "node:tls";
 import type { NbdExportProvider, NbdPeer } from "./backend.ts";
+import type { BufferPool } from "./buffer-pool.ts";
 import { ByteQueue } from "./byte-queue.ts";
 import { NBD_PAYLOAD_DOS_BYTES, OPTION_HEADER_BYTES, REQUEST_HEADER_BYTES } from "./constants.ts";
 import { NbdProtocolError } from "./errors.ts";
 import { Handshake, type HandshakeStep, serverGreeting } from "./handshake.ts";
 import { errorText, type NbdLogger } from "./logger.ts";
 import { ReplyWriter } from "./reply-writer.ts";
+import { adoptWithReusedBuffers, ReadBuffers } from "./read-buffers.ts";
 import { takeOverWithPsk } from "./tls-psk.ts";
 import { Transmission, type TransmissionStep } from "./transmission.ts";
 
@@ -23,6 +25,8 @@ export interface ConnectionSettings {
   tls: NbdTlsMode;
   handshakeTimeoutMs: number;
   maxOptionBytes: number;
+  /** The server's reply buffers, shared by its connections. */
+  pool: BufferPool;
 }
 
 type Phase = "handshake" | "tls" | "transmission" | "closing" | "closed";
@@ -33,6 +37,9 @@ const WRITE_BACKLOG_BYTES = 8 * 1024 * 1024;
 const SLACK_BYTES = 1024 * 1024;
 /** How long a graceful close waits for the client to hang up before we do. */
 const GRACEFUL_CLOSE_MS = 2000;
+
+/** The release of a payload that needs no hold (its memory is never reused). */
+function noHold(): void {}
 
 function isThenable<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | null)?.then === "function";
@@ -49,6 +56,8 @@ export class NbdConnection {
   /** Resolves when the socket is gone and the backend released. */
   readonly closed: Promise<void>;
   readonly #raw: net.Socket;
+  /** Reads of the plain socket, into reused buffers; null when Node's default reads are used. */
+  readonly #reads: ReadBuffers | null;
   readonly #settings: ConnectionSettings;
   readonly #queue = new ByteQueue();
   readonly #writer: ReplyWriter;
@@ -66,18 +75,28 @@ export class NbdConnection {
     this.#queue.push(chunk);
     this.#pump();
   };
+  /** A chunk in a reused read buffer: what the pump leaves unparsed is copied before the buffer is read into again. */
+  readonly #onBorrowedData = (chunk: Buffer): void => {
+    this.#queue.push(chunk);
+    this.#pump();
+    this.#queue.own();
+  };
   readonly #onDrain = (): void => {
     if (this.#paused && this.#writer.backlogBytes < WRITE_BACKLOG_BYTES) this.#pump();
   };
 
+  /** `socket` was accepted paused: nothing has been read from it yet. */
   constructor(id: number, socket: net.Socket, settings: ConnectionSettings) {
     this.id = id;
-    this.#raw = socket;
-    this.#socket = socket;
+    const reads = new ReadBuffers(settings.pool, this.#onBorrowedData);
+    const adopted = adoptWithReusedBuffers(socket, reads);
+    this.#reads = adopted === socket ? null : reads;
+    this.#raw = adopted;
+    this.#socket = adopted;
     this.#settings = settings;
     this.peer = { pskIdentity: null, transport: settings.transport };
     this.closed = new Promise((resolve) => (this.#markClosed = resolve));
-    this.#writer = new ReplyWriter(socket);
+    this.#writer = new ReplyWriter(adopted, settings.pool);
     const isTlsActive = (): boolean => this.#tlsActive;
     this.#handshake = new Handshake({
       provider: settings.provider,
@@ -102,7 +121,10 @@ export class NbdConnection {
   start(): void {
     const socket = this.#raw;
     socket.setNoDelay?.(true);
-    socket.on("data", this.#onData);
+    if (this.#reads === null) {
+      socket.on("data", this.#onData);
+      socket.resume();
+    }
     socket.on("drain", this.#onDrain);
     socket.on("error", (err) => this.#lost(err));
     socket.on("close", () => this.#cleanup());
@@ -206,7 +228,13 @@ export class NbdConnection {
         this.#phase = "transmission";
         this.#exportName = step.opened.name;
         this.#transmission = new Transmission(
-          { writer: this.#writer, logger: this.#settings.logger, resume: () => this.#pump() },
+          {
+            writer: this.#writer,
+            pool: this.#settings.pool,
+            logger: this.#settings.logger,
+            resume: () => this.#pump(),
+            hold: (payload) => this.#reads?.hold(payload) ?? noHold,
+          },
           step.opened,
         );
         this.#log("debug", { exportName: step.opened.name }, "NBD connection entered transmission");
@@ -223,6 +251,8 @@ export class NbdConnection {
     const raw = this.#raw;
     raw.pause();
     raw.removeListener("data", this.#onData);
+    // TLS reads through its own buffers from here on; the plain read buffer is not used again.
+    this.#reads?.close();
     raw.removeListener("drain", this.#onDrain);
     this.#writer.flush();
     // The ACK must reach the socket before TLS owns it; the write callback runs after every earlier write.
@@ -295,6 +325,7 @@ export class NbdConnection {
     this.#writer.close();
     this.#transmission?.close();
     this.#queue.clear();
+    this.#reads?.close();
     if (this.#socket !== this.#raw) this.#raw.destroy();
     this.#socket.destroy();
     this.#log("debug", {}, "NBD connection closed");

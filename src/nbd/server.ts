@@ -2,6 +2,7 @@
 import fs from "node:fs";
 import net from "node:net";
 import type { NbdExportProvider } from "./backend.ts";
+import { BufferPool } from "./buffer-pool.ts";
 import { NbdConfigError } from "./config-error.ts";
 import { type ConnectionSettings, NbdConnection, type NbdTlsMode } from "./connection.ts";
 import { formatListenAddress, type ListenAddress, parseListenAddress } from "./listen-address.ts";
@@ -39,6 +40,7 @@ export class NbdServer {
   readonly #addresses: ListenAddress[];
   readonly #listeners: net.Server[] = [];
   readonly #connections = new Set<NbdConnection>();
+  readonly #pool = new BufferPool();
   #bound: string[] = [];
   #nextId = 1;
   #closing: Promise<void> | null = null;
@@ -126,9 +128,12 @@ export class NbdServer {
       tls: tlsMode,
       handshakeTimeoutMs: this.#options.handshakeTimeoutMs,
       maxOptionBytes: this.#options.maxOptionBytes,
+      pool: this.#pool,
     };
-    const listener = net.createServer({ noDelay: true }, (socket) => this.#accept(socket, settings));
-    listener.maxConnections = this.#options.maxConnections;
+    // Paused: a connection re-creates its socket to read into reused buffers, before the first byte is read. That
+    // hands the socket's handle over, so Node's own maxConnections cannot count it; #accept counts instead.
+    const live = new Set<NbdConnection>();
+    const listener = net.createServer({ noDelay: true, pauseOnConnect: true }, (socket) => this.#accept(socket, settings, live));
     listener.on("error", (err) => this.#options.logger.error({ err: errorText(err) }, "NBD listener error"));
     if (address.transport === "unix") removeStaleSocket(address.path);
     await new Promise<void>((resolve, reject) => {
@@ -151,14 +156,24 @@ export class NbdServer {
     return formatListenAddress({ transport: "tcp", host: address.host, port: bound.port });
   }
 
-  #accept(socket: net.Socket, settings: ConnectionSettings): void {
+  /** Starts serving an accepted socket; `live` holds the connections of its listener. */
+  #accept(socket: net.Socket, settings: ConnectionSettings, live: Set<NbdConnection>): void {
     if (this.#closing) {
+      socket.destroy();
+      return;
+    }
+    if (live.size >= this.#options.maxConnections) {
+      this.#options.logger.warn({ maxConnections: this.#options.maxConnections }, "NBD listener is at its connection limit; dropped a new connection");
       socket.destroy();
       return;
     }
     const connection = new NbdConnection(this.#nextId++, socket, settings);
     this.#connections.add(connection);
-    void connection.closed.then(() => this.#connections.delete(connection));
+    live.add(connection);
+    void connection.closed.then(() => {
+      this.#connections.delete(connection);
+      live.delete(connection);
+    });
     connection.start();
   }
 

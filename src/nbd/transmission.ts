@@ -1,6 +1,7 @@
 // The transmission phase: parses pipelined requests, checks them once, runs them on the backend and replies.
 import type { NbdBackend, NbdExtent } from "./backend.ts";
 import { describeExtents } from "./block-status.ts";
+import type { BufferPool } from "./buffer-pool.ts";
 import type { ByteQueue } from "./byte-queue.ts";
 import {
   BASE_ALLOCATION_ID,
@@ -21,20 +22,28 @@ import {
   NBD_REQUEST_MAGIC,
   type NbdWireErrno,
   REQUEST_HEADER_BYTES,
+  SIMPLE_REPLY_BYTES,
 } from "./constants.ts";
 import { NbdProtocolError, wireErrno } from "./errors.ts";
 import type { OpenedExport } from "./handshake.ts";
 import { errorText, type NbdLogger } from "./logger.ts";
 import { checkRequest, type ExportTerms } from "./request-checks.ts";
 import type { ReplyWriter } from "./reply-writer.ts";
-import { blockStatusChunk, errorChunk, type Handle, offsetDataHeader, readU64, simpleReply } from "./wire.ts";
+import { blockStatusChunk, errorChunk, type Handle, OFFSET_DATA_HEADER_BYTES, offsetDataHeader, readU64, simpleReply } from "./wire.ts";
 
 /** What the transmission phase needs from its connection. */
 export interface TransmissionHost {
   readonly writer: ReplyWriter;
+  /** Where read replies get their buffers. */
+  readonly pool: BufferPool;
   readonly logger: NbdLogger;
   /** An asynchronous request finished: parsing may continue if it had stopped at the in-flight limit. */
   resume(): void;
+  /**
+   * Keeps the memory under `payload` (a view of a received chunk) from reuse while an asynchronous request reads
+   * it; the returned function ends the hold.
+   */
+  hold(payload: Buffer): () => void;
 }
 
 /** What one step asks the connection to do next. */
@@ -47,6 +56,13 @@ interface Request {
   flags: number;
   offset: number;
   length: number;
+}
+
+/** A WRITE whose payload has not fully arrived: its bytes are copied in as they come. */
+interface PartialWrite {
+  request: Request;
+  payload: Buffer;
+  filled: number;
 }
 
 /** Payloads up to this size that straddle socket reads are assembled in a reusable per-connection buffer. */
@@ -87,6 +103,7 @@ export class Transmission {
   #scratchLent = false;
   /** The asynchronous request holding the scratch buffer, if any. */
   #scratchHolder: Request | null = null;
+  #partialWrite: PartialWrite | null = null;
   readonly #lendScratch = (n: number): Buffer => {
     if (this.#scratchLent || n > SCRATCH_MAX_BYTES) return Buffer.allocUnsafe(n);
     if (!this.#scratch || this.#scratch.byteLength < n) this.#scratch = Buffer.allocUnsafe(Math.max(n, 256 * 1024));
@@ -122,6 +139,7 @@ export class Transmission {
 
   /** Parses and starts the next request in `queue`; framing errors throw NbdProtocolError. */
   step(queue: ByteQueue): TransmissionStep {
+    if (this.#partialWrite !== null) return this.#continueWrite(queue);
     if (this.#inFlight >= MAX_IN_FLIGHT) return "busy";
     if (queue.length < REQUEST_HEADER_BYTES) return "wait";
     const header = queue.peek(REQUEST_HEADER_BYTES);
@@ -133,18 +151,43 @@ export class Transmission {
       offset: readU64(header, 16),
       length: header.readUInt32BE(24),
     };
-    let payload: Buffer | null = null;
-    if (request.type === NBD_CMD_WRITE) {
-      if (request.length > this.#payloadLimit) {
-        throw new NbdProtocolError(`A WRITE of ${request.length} bytes exceeds the ${this.#payloadLimit}-byte payload limit.`);
-      }
-      if (queue.length < REQUEST_HEADER_BYTES + request.length) return "wait";
-      queue.skip(REQUEST_HEADER_BYTES);
-      payload = queue.take(request.length, this.#lendScratch);
-    } else {
-      queue.skip(REQUEST_HEADER_BYTES);
-    }
+    queue.skip(REQUEST_HEADER_BYTES);
+    if (request.type === NBD_CMD_WRITE) return this.#startWrite(request, queue);
     if (request.type === NBD_CMD_DISC) return "disconnect";
+    this.#start(request, null);
+    return "continue";
+  }
+
+  /** Takes a WRITE's payload: a view when it has arrived whole, else a buffer that later reads fill. */
+  #startWrite(request: Request, queue: ByteQueue): TransmissionStep {
+    if (request.length > this.#payloadLimit) {
+      throw new NbdProtocolError(`A WRITE of ${request.length} bytes exceeds the ${this.#payloadLimit}-byte payload limit.`);
+    }
+    if (queue.length >= request.length) {
+      this.#start(request, queue.take(request.length, this.#lendScratch));
+      return "continue";
+    }
+    const payload = this.#lendScratch(request.length).subarray(0, request.length);
+    const filled = queue.length;
+    queue.takeInto(payload, 0, filled);
+    this.#partialWrite = { request, payload, filled };
+    return "wait";
+  }
+
+  /** Copies more of a partial WRITE's payload in; starts the request once it is whole. */
+  #continueWrite(queue: ByteQueue): TransmissionStep {
+    const partial = this.#partialWrite!;
+    const n = Math.min(queue.length, partial.payload.byteLength - partial.filled);
+    queue.takeInto(partial.payload, partial.filled, n);
+    partial.filled += n;
+    if (partial.filled < partial.payload.byteLength) return "wait";
+    this.#partialWrite = null;
+    this.#start(partial.request, partial.payload);
+    return "continue";
+  }
+
+  /** Checks a parsed request and runs it, or answers the refusal. */
+  #start(request: Request, payload: Buffer | null): void {
     const refusal = checkRequest(request, this.#terms);
     if (refusal) {
       this.#replyError(request, refusal.errno, refusal.message);
@@ -153,7 +196,6 @@ export class Transmission {
     }
     // A synchronous backend is done with the payload; an asynchronous one returns the scratch when it settles.
     if (this.#scratchLent && this.#scratchHolder === null) this.#scratchLent = false;
-    return "continue";
   }
 
   #dispatch(request: Request, payload: Buffer | null): void {
@@ -164,7 +206,7 @@ export class Transmission {
     const backendFua = fua && backend.canFua();
     switch (request.type) {
       case NBD_CMD_READ:
-        this.#run(request, () => backend.pread(offset, length), (data) => this.#replyRead(request, data));
+        this.#read(request);
         return;
       case NBD_CMD_WRITE:
         this.#run(request, () => this.#withFua(fua, () => backend.pwrite(offset, payload!, { fua: backendFua })), () => this.#replyOk(request), payload);
@@ -186,6 +228,28 @@ export class Transmission {
         );
         return;
     }
+  }
+
+  /**
+   * Reads straight into a pool buffer behind room for the reply header, so the reply leaves as one piece and the
+   * buffer returns to the pool once the socket has sent it.
+   */
+  #read(request: Request): void {
+    const headerBytes = this.#structured ? OFFSET_DATA_HEADER_BYTES : SIMPLE_REPLY_BYTES;
+    const pool = this.#host.pool;
+    const pooled = pool.acquire(headerBytes + request.length);
+    const reply = pooled.subarray(0, headerBytes + request.length);
+    this.#run(
+      request,
+      () => this.#backend.pread(request.offset, reply.subarray(headerBytes)),
+      () => {
+        if (this.#structured) offsetDataHeader(request.handle, request.offset, request.length, reply);
+        else simpleReply(request.handle, 0, reply);
+        this.#host.writer.sendPooled(reply, pooled);
+      },
+      null,
+      () => pool.release(pooled),
+    );
   }
 
   #zero(request: Request, fua: boolean): void {
@@ -232,12 +296,16 @@ export class Transmission {
     return isThenable(result) ? result.then(() => this.#backend.flush()) : this.#backend.flush();
   }
 
-  /** Calls a backend operation; replies at once when it answers synchronously, later when it returns a promise. */
-  #run<T>(request: Request, op: () => T | Promise<T>, done: (value: T) => void, payload: Buffer | null = null): void {
+  /**
+   * Calls a backend operation; replies at once when it answers synchronously, later when it returns a promise.
+   * `onFailure` runs before the error reply (it releases what the operation was given).
+   */
+  #run<T>(request: Request, op: () => T | Promise<T>, done: (value: T) => void, payload: Buffer | null = null, onFailure?: () => void): void {
     let result: T | Promise<T>;
     try {
       result = op();
     } catch (err) {
+      onFailure?.();
       this.#fail(request, err);
       return;
     }
@@ -246,15 +314,7 @@ export class Transmission {
       return;
     }
     this.#inFlight++;
-    const holdsScratch = payload !== null && this.#scratchLent && payload.buffer === this.#scratch?.buffer;
-    if (holdsScratch) this.#scratchHolder = request;
-    const release = (): void => {
-      if (holdsScratch && this.#scratchHolder === request) {
-        this.#scratchHolder = null;
-        this.#scratchLent = false;
-      }
-      this.#settled();
-    };
+    const release = this.#holdPayload(request, payload);
     result.then(
       (value) => {
         release();
@@ -262,9 +322,30 @@ export class Transmission {
       },
       (err: unknown) => {
         release();
+        onFailure?.();
         if (!this.#closed) this.#fail(request, err);
       },
     );
+  }
+
+  /** Keeps an asynchronous request's payload intact until it settles; returns what to call then. */
+  #holdPayload(request: Request, payload: Buffer | null): () => void {
+    if (payload === null) return () => this.#settled();
+    if (this.#scratchLent && payload.buffer === this.#scratch?.buffer) {
+      this.#scratchHolder = request;
+      return () => {
+        if (this.#scratchHolder === request) {
+          this.#scratchHolder = null;
+          this.#scratchLent = false;
+        }
+        this.#settled();
+      };
+    }
+    const unhold = this.#host.hold(payload);
+    return () => {
+      unhold();
+      this.#settled();
+    };
   }
 
   #finish<T>(request: Request, done: (value: T) => void, value: T): void {
@@ -297,20 +378,12 @@ export class Transmission {
   }
 
   #replyOk(request: Request): void {
-    this.#host.writer.send(simpleReply(request.handle, 0));
+    simpleReply(request.handle, 0, this.#host.writer.reserve(SIMPLE_REPLY_BYTES));
   }
 
   #replyError(request: Request, errno: NbdWireErrno, message: string): void {
     const code = NBD_ERRNO[errno];
     this.#host.writer.send(this.#structured ? errorChunk(request.handle, code, message) : simpleReply(request.handle, code));
-  }
-
-  #replyRead(request: Request, data: Buffer): void {
-    if (data.byteLength !== request.length) {
-      throw new Error(`The backend returned ${data.byteLength} bytes for a READ of ${request.length}.`);
-    }
-    if (this.#structured) this.#host.writer.send(offsetDataHeader(request.handle, request.offset, data.byteLength), data);
-    else this.#host.writer.send(simpleReply(request.handle, 0), data);
   }
 
   #replyBlockStatus(request: Request, extents: NbdExtent[]): void {

@@ -44,9 +44,8 @@ export function optionReply(option: number, type: number, payload?: Buffer): Buf
   return out;
 }
 
-/** A simple reply header (error 0 means success; a READ's data follows it). */
-export function simpleReply(handle: Handle, errno: number): Buffer {
-  const out = Buffer.allocUnsafe(SIMPLE_REPLY_BYTES);
+/** A simple reply header (error 0 means success; a READ's data follows it), written into `out` when given. */
+export function simpleReply(handle: Handle, errno: number, out: Buffer = Buffer.allocUnsafe(SIMPLE_REPLY_BYTES)): Buffer {
   out.writeUInt32BE(NBD_SIMPLE_REPLY_MAGIC, 0);
   out.writeUInt32BE(errno, 4);
   out.writeUInt32BE(handle.high, 8);
@@ -63,9 +62,11 @@ function structuredHeader(out: Buffer, handle: Handle, flags: number, type: numb
   out.writeUInt32BE(length, 16);
 }
 
-/** Header and offset of a final OFFSET_DATA chunk; the `dataLength` bytes of data are sent after it. */
-export function offsetDataHeader(handle: Handle, offset: number, dataLength: number): Buffer {
-  const out = Buffer.allocUnsafe(STRUCTURED_HEADER_BYTES + 8);
+/** Bytes of an OFFSET_DATA chunk before its data: the structured header and the offset. */
+export const OFFSET_DATA_HEADER_BYTES = STRUCTURED_HEADER_BYTES + 8;
+
+/** Header and offset of a final OFFSET_DATA chunk, written into the start of `out`; the data follows them. */
+export function offsetDataHeader(handle: Handle, offset: number, dataLength: number, out: Buffer = Buffer.allocUnsafe(OFFSET_DATA_HEADER_BYTES)): Buffer {
   structuredHeader(out, handle, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, 8 + dataLength);
   writeU64(out, offset, STRUCTURED_HEADER_BYTES);
   return out;

@@ -8,6 +8,13 @@ import type { ByteRange } from "../storage/types.ts";
 export const VOLUME_MAXIMUM_BLOCK_BYTES = 32 * 1024 * 1024;
 
 /**
+ * Reads of at least this size copy their data out of the page cache on libuv's thread pool, in parallel with the
+ * main thread's socket work. Smaller ones stay synchronous: handing a 4 KiB read to the pool costs more (two thread
+ * switches, a promise) than the copy it saves.
+ */
+export const ASYNC_READ_MIN_BYTES = 64 * 1024;
+
+/**
  * Maps an engine refusal to the NBD error the client sees. NotFound means the image was deleted under an open
  * connection (or is unknown at open); on the wire that is EIO, because the device went away.
  */
@@ -28,10 +35,10 @@ export function nbdErrorFromEngine(err: unknown, what: string): unknown {
   }
 }
 
-/** A promise rejection handler that turns engine errors into NbdErrors. */
-function rethrowMapped(what: string): (err: unknown) => never {
+/** A promise rejection handler that turns engine errors into NbdErrors; `what` names the failed operation. */
+function rethrowMapped(what: () => string): (err: unknown) => never {
   return (err: unknown) => {
-    throw nbdErrorFromEngine(err, what);
+    throw nbdErrorFromEngine(err, what());
   };
 }
 
@@ -72,21 +79,13 @@ export function imageGeometry(san: San, id: string): ImageGeometry {
   throw new NbdError("ENOENT", `No volume or snapshot ${id} exists.`);
 }
 
-/** A snapshot's allocation, which never changes, shared by every open export of it. */
-interface CachedRanges {
-  ranges: ByteRange[] | null;
-  openBackends: number;
-}
-
-/** Per SAN, keyed by snapshot id and uniqueId (a re-created snapshot of the same name is another image). */
-const snapshotRanges = new WeakMap<San, Map<string, CachedRanges>>();
-
 /**
  * One SAN image as an NBD backend. Every call goes straight to the synchronous engine, so a pipelined burst of
- * requests runs without promises. FUA and flush commit the whole SAN (CAN_MULTI_CONN is therefore honest), and
- * zeroing whole chunks only unmaps them (FAST_ZERO is honest unless NO_HOLE asks for real zeroes). A volume that was
- * hydrating when opened uses the engine's async I/O for the whole connection (those methods fall back to the
- * synchronous ones once hydration is done); it writes real zeroes, so it offers no fast zeroing.
+ * requests runs without promises; only large reads copy their data on the thread pool. FUA and flush commit the
+ * whole SAN (CAN_MULTI_CONN is therefore honest), and zeroing whole chunks only unmaps them (FAST_ZERO is honest
+ * unless NO_HOLE asks for real zeroes). A volume that was hydrating when opened uses the engine's async I/O for the
+ * whole connection (those methods fall back to the synchronous ones once hydration is done); it writes real zeroes,
+ * so it offers no fast zeroing.
  */
 export class VolumeBackend implements NbdBackend {
   readonly sizeBytes: number;
@@ -96,10 +95,7 @@ export class VolumeBackend implements NbdBackend {
   readonly readOnly: boolean;
   readonly #san: San;
   readonly #id: string;
-  readonly #cache: CachedRanges | null = null;
-  readonly #cacheKey: string = "";
   readonly #hydrating: boolean;
-  #closed = false;
 
   constructor(san: San, geometry: ImageGeometry, options: { maximumBlockSize?: number } = {}) {
     this.#san = san;
@@ -110,16 +106,6 @@ export class VolumeBackend implements NbdBackend {
     this.maximumBlockSize = options.maximumBlockSize ?? VOLUME_MAXIMUM_BLOCK_BYTES;
     this.readOnly = geometry.kind === "snapshot";
     this.#hydrating = geometry.hydrating;
-    if (this.readOnly) {
-      let perSan = snapshotRanges.get(san);
-      if (!perSan) snapshotRanges.set(san, (perSan = new Map<string, CachedRanges>()));
-      const key = `${geometry.id}@${geometry.uniqueId}`;
-      let cache = perSan.get(key);
-      if (!cache) perSan.set(key, (cache = { ranges: null, openBackends: 0 }));
-      cache.openBackends++;
-      this.#cache = cache;
-      this.#cacheKey = key;
-    }
   }
 
   /** Opens the volume or snapshot `id` of `san` for export. */
@@ -155,46 +141,52 @@ export class VolumeBackend implements NbdBackend {
     return true;
   }
 
-  pread(offset: number, length: number): Buffer | Promise<Buffer> {
-    const what = `Read of ${this.#id} failed`;
-    if (this.#hydrating) return this.#san.readAsync(this.#id, offset, length).catch(rethrowMapped(what));
+  pread(offset: number, target: Buffer): void | Promise<void> {
+    if (this.#hydrating) {
+      return this.#san.readAsync(this.#id, offset, target.byteLength).then(
+        (data) => void data.copy(target),
+        rethrowMapped(() => `Read of ${this.#id} failed`),
+      );
+    }
     try {
-      return this.#san.read(this.#id, offset, length);
+      if (target.byteLength >= ASYNC_READ_MIN_BYTES) {
+        return this.#san.readIntoAsync(this.#id, offset, target).catch(rethrowMapped(() => `Read of ${this.#id} failed`));
+      }
+      this.#san.readInto(this.#id, offset, target);
     } catch (err) {
-      throw nbdErrorFromEngine(err, what);
+      throw nbdErrorFromEngine(err, `Read of ${this.#id} failed`);
     }
   }
 
   pwrite(offset: number, data: Buffer, flags: NbdWriteFlags): void | Promise<void> {
-    const what = `Write to ${this.#id} failed`;
-    if (this.#hydrating) return this.#san.writeAsync(this.#id, offset, data, { fua: flags.fua }).catch(rethrowMapped(what));
+    if (this.#hydrating) {
+      return this.#san.writeAsync(this.#id, offset, data, { fua: flags.fua }).catch(rethrowMapped(() => `Write to ${this.#id} failed`));
+    }
     try {
       this.#san.write(this.#id, offset, data, { fua: flags.fua });
     } catch (err) {
-      throw nbdErrorFromEngine(err, what);
+      throw nbdErrorFromEngine(err, `Write to ${this.#id} failed`);
     }
   }
 
   zero(offset: number, length: number, flags: NbdZeroFlags): void | Promise<void> {
     // NO_HOLE makes the engine write real zeroes chunk by chunk: no faster than a write, so FAST_ZERO must refuse.
     if (flags.fastZero && flags.noHole) throw new NbdError("ENOTSUP", "Zeroing with NO_HOLE writes every chunk; it is not fast.");
-    const what = `Zeroing ${this.#id} failed`;
     const options = { fua: flags.fua, noHole: flags.noHole };
-    if (this.#hydrating) return this.#san.writeZeroesAsync(this.#id, offset, length, options).catch(rethrowMapped(what));
+    if (this.#hydrating) return this.#san.writeZeroesAsync(this.#id, offset, length, options).catch(rethrowMapped(() => `Zeroing ${this.#id} failed`));
     try {
       this.#san.writeZeroes(this.#id, offset, length, options);
     } catch (err) {
-      throw nbdErrorFromEngine(err, what);
+      throw nbdErrorFromEngine(err, `Zeroing ${this.#id} failed`);
     }
   }
 
   trim(offset: number, length: number, flags: NbdWriteFlags): void | Promise<void> {
-    const what = `Trim of ${this.#id} failed`;
-    if (this.#hydrating) return this.#san.trimAsync(this.#id, offset, length, { fua: flags.fua }).catch(rethrowMapped(what));
+    if (this.#hydrating) return this.#san.trimAsync(this.#id, offset, length, { fua: flags.fua }).catch(rethrowMapped(() => `Trim of ${this.#id} failed`));
     try {
       this.#san.trim(this.#id, offset, length, { fua: flags.fua });
     } catch (err) {
-      throw nbdErrorFromEngine(err, what);
+      throw nbdErrorFromEngine(err, `Trim of ${this.#id} failed`);
     }
   }
 
@@ -206,27 +198,16 @@ export class VolumeBackend implements NbdBackend {
     }
   }
 
-  /**
-   * Allocation of [offset, offset+length): mapped chunks are data, unmapped ones read as zeroes (hole + zero).
-   * The engine only answers for the whole image, so the result is clipped here; a snapshot's answer never changes
-   * and is computed once. (Engine request: a ranged allocation query, see the NBD report.)
-   */
+  /** Allocation of [offset, offset+length): mapped chunks are data, unmapped ones read as zeroes (hole + zero). */
   extents(offset: number, length: number): NbdExtent[] {
+    const end = Math.min(offset + length, this.sizeBytes);
     let ranges: ByteRange[];
     try {
-      if (this.#cache) ranges = this.#cache.ranges ??= this.#san.allocatedRanges(this.#id);
-      else ranges = this.#san.allocatedRanges(this.#id);
+      ranges = this.#san.allocatedRangesIn(this.#id, offset, end - offset);
     } catch (err) {
       throw nbdErrorFromEngine(err, `Allocation of ${this.#id} failed`);
     }
-    return extentsInWindow(ranges, offset, Math.min(offset + length, this.sizeBytes));
-  }
-
-  /** Releases this export's hold on the snapshot allocation cache; the last one out drops it. */
-  close(): void {
-    if (this.#closed || !this.#cache) return;
-    this.#closed = true;
-    if (--this.#cache.openBackends === 0) snapshotRanges.get(this.#san)?.delete(this.#cacheKey);
+    return extentsInWindow(ranges, offset, end);
   }
 }
 

@@ -1,20 +1,37 @@
 // The data file that holds extents: extent N lives at byte N × chunkSize. Slot 0 is never used (0 means "unmapped").
 import fs from "node:fs";
 
+/**
+ * The file grows ahead of writes in steps of this size. Writes that extend a file one request at a time cost ext4 a
+ * size update each: 1 GiB of 256 KiB writes took 830 ms extending the file, 350 ms into space grown 64 MiB at a time
+ * and 145 ms overwriting (this machine, page cache, before fdatasync).
+ */
+const GROWTH_BYTES = 64 * 1024 * 1024;
+
 /** One contiguous piece of file I/O: `buffer` at byte `position` of the data file. */
 export interface FileIo {
   position: number;
   buffer: Uint8Array;
 }
 
-/** Synchronous positional I/O on the extents file; batches contiguous pieces into one vectored call. */
+/**
+ * Positional I/O on the extents file; batches contiguous pieces into one vectored call. Everything is synchronous
+ * except `readAllAsync`, which runs on libuv's thread pool.
+ */
 export class ExtentFile {
   #fd: number;
   readonly chunkSizeBytes: number;
+  /** Asynchronous reads not finished yet: they hold the descriptor open past `close`. */
+  #readsInFlight = 0;
+  /** The descriptor `close` was asked to close while reads were still in flight. */
+  #closeWhenIdle = -1;
+  /** Bytes the file spans, holes included. */
+  #sizeBytes: number;
 
   constructor(filePath: string, chunkSizeBytes: number) {
     this.#fd = fs.openSync(filePath, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
     this.chunkSizeBytes = chunkSizeBytes;
+    this.#sizeBytes = fs.fstatSync(this.#fd).size;
   }
 
   /** Byte position of `offsetInChunk` inside extent `extentId`. */
@@ -24,11 +41,25 @@ export class ExtentFile {
 
   /** Writes every piece; pieces that follow each other in the file go out in one writev. */
   writeAll(pieces: FileIo[]): void {
+    this.#growFor(pieces);
     forEachRun(pieces, (position, buffers) => {
       const total = totalBytes(buffers);
       const written = fs.writevSync(this.#fd, buffers, position);
       if (written < total) this.#slowPath(buffers, position, written, "write");
     });
+  }
+
+  /**
+   * Extends the file, in GROWTH_BYTES steps, to hold every piece. The grown tail is a hole, so its never-written
+   * extents read as zeroes, as fresh extents must; opening truncates whatever lies past the committed extents.
+   */
+  #growFor(pieces: FileIo[]): void {
+    let end = 0;
+    for (const piece of pieces) end = Math.max(end, piece.position + piece.buffer.byteLength);
+    if (end <= this.#sizeBytes) return;
+    const size = Math.ceil(end / GROWTH_BYTES) * GROWTH_BYTES;
+    fs.ftruncateSync(this.#fd, size);
+    this.#sizeBytes = size;
   }
 
   /** Fills every piece from the file; bytes past the end of the file (never written) read as zeroes. */
@@ -40,16 +71,57 @@ export class ExtentFile {
     });
   }
 
+  /**
+   * `readAll` on libuv's thread pool, so that copying large reads out of the page cache overlaps with the main
+   * thread's socket work. Resolves when every piece is filled.
+   */
+  readAllAsync(pieces: FileIo[]): Promise<void> {
+    const runs: Promise<void>[] = [];
+    forEachRun(pieces, (position, buffers) => runs.push(this.#readRunAsync(position, buffers)));
+    return runs.length === 1 ? runs[0]! : Promise.all(runs).then(() => undefined);
+  }
+
+  #readRunAsync(position: number, buffers: Uint8Array[]): Promise<void> {
+    const fd = this.#fd;
+    this.#readsInFlight++;
+    return new Promise<void>((resolve, reject) => {
+      const done = (err: Error | null, got: number): void => {
+        try {
+          if (err) throw err;
+          // Short only at end of file (never-written extents), which is rare: finish it synchronously.
+          if (got < totalBytes(buffers)) this.#slowPath(buffers, position, got, "read", fd);
+          resolve();
+        } catch (failure) {
+          reject(failure instanceof Error ? failure : new Error(String(failure)));
+        } finally {
+          this.#readDone();
+        }
+      };
+      try {
+        fs.readv(fd, buffers, position, done);
+      } catch (err) {
+        done(err as Error, 0);
+      }
+    });
+  }
+
+  #readDone(): void {
+    if (--this.#readsInFlight === 0 && this.#closeWhenIdle >= 0) {
+      fs.closeSync(this.#closeWhenIdle);
+      this.#closeWhenIdle = -1;
+    }
+  }
+
   /** Finishes a short vectored call one buffer at a time; a read that meets end of file zero-fills the rest. */
-  #slowPath(buffers: Uint8Array[], position: number, done: number, kind: "read" | "write"): void {
+  #slowPath(buffers: Uint8Array[], position: number, done: number, kind: "read" | "write", fd = this.#fd): void {
     let offset = 0;
     for (const buffer of buffers) {
       let at = Math.max(0, done - offset);
       while (at < buffer.byteLength) {
         const n =
           kind === "read"
-            ? fs.readSync(this.#fd, buffer, at, buffer.byteLength - at, position + offset + at)
-            : fs.writeSync(this.#fd, buffer, at, buffer.byteLength - at, position + offset + at);
+            ? fs.readSync(fd, buffer, at, buffer.byteLength - at, position + offset + at)
+            : fs.writeSync(fd, buffer, at, buffer.byteLength - at, position + offset + at);
         if (n === 0) {
           if (kind === "write") throw new Error(`The extents file accepted no bytes at position ${position + offset + at}.`);
           buffer.fill(0, at);
@@ -61,13 +133,6 @@ export class ExtentFile {
     }
   }
 
-  /** Reads one whole extent. */
-  readChunk(extentId: number): Buffer {
-    const buffer = Buffer.alloc(this.chunkSizeBytes);
-    this.readAll([{ position: this.position(extentId), buffer }]);
-    return buffer;
-  }
-
   /** Makes every write so far durable. */
   sync(): void {
     fs.fdatasyncSync(this.#fd);
@@ -76,17 +141,22 @@ export class ExtentFile {
   /** Drops everything past extent `lastExtentId`: after a crash those slots hold only uncommitted data. */
   truncateAfter(lastExtentId: number): void {
     const keep = (lastExtentId + 1) * this.chunkSizeBytes;
-    if (fs.fstatSync(this.#fd).size > keep) {
+    if (this.#sizeBytes > keep) {
       fs.ftruncateSync(this.#fd, keep);
       fs.fsyncSync(this.#fd);
+      this.#sizeBytes = keep;
     }
   }
 
-  /** Closes the file; later calls fail with EBADF instead of reaching whatever file reuses the descriptor. */
+  /**
+   * Closes the file; later calls fail with EBADF instead of reaching whatever file reuses the descriptor. Reads in
+   * flight keep the descriptor open until they finish, so none of them can read a file that reused its number.
+   */
   close(): void {
     const fd = this.#fd;
     this.#fd = -1;
-    fs.closeSync(fd);
+    if (this.#readsInFlight > 0) this.#closeWhenIdle = fd;
+    else fs.closeSync(fd);
   }
 }
 

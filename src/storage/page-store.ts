@@ -30,6 +30,10 @@ export interface StoreCounters {
  * Extent reuse invariant: an extent whose count drops to 0 goes to `#pendingFree`, and becomes allocatable only in
  * `afterCommit`, i.e. once the commit that records its release is durable. Until then the committed metadata may
  * still point at it, so handing it out early could let one extent belong to two images after a crash.
+ *
+ * Read pins: an asynchronous read pins the extents it looked up until its data has arrived. A pinned extent is
+ * never overwritten in place (writes copy it instead) and, once released, is not handed out again before its last
+ * pin goes, so a read in flight can never return bytes that another chunk or image wrote after the read began.
  */
 export class PageStore {
   readonly #db: MetaDb;
@@ -46,6 +50,10 @@ export class PageStore {
   #takenFromFree: number[] = [];
   /** Extents that lost a reference since the last commit but are still held: the commit still shares them. */
   readonly #droppedSinceCommit = new Set<number>();
+  /** Asynchronous reads in flight per extent. */
+  readonly #readPins = new Map<number, number>();
+  /** Committed-free extents held back from `#free` until their read pins go. */
+  readonly #freeAfterReads = new Set<number>();
   #counters: StoreCounters;
   #liveExtents: number;
 
@@ -152,7 +160,23 @@ export class PageStore {
    * in place would put this image's unflushed data into that image after a crash.
    */
   extentWritableInPlace(id: number): boolean {
-    return this.extentRefs(id) === 1 && !this.#droppedSinceCommit.has(id);
+    return this.extentRefs(id) === 1 && !this.#droppedSinceCommit.has(id) && !this.#readPins.has(id);
+  }
+
+  /** Marks extent `id` as being read asynchronously; see "Read pins" above. Pair each call with `unpinAfterRead`. */
+  pinForRead(id: number): void {
+    this.#readPins.set(id, (this.#readPins.get(id) ?? 0) + 1);
+  }
+
+  /** Ends one asynchronous read of extent `id`; a released extent whose last pin this was becomes allocatable. */
+  unpinAfterRead(id: number): void {
+    const pins = this.#readPins.get(id) ?? 0;
+    if (pins > 1) {
+      this.#readPins.set(id, pins - 1);
+      return;
+    }
+    this.#readPins.delete(id);
+    if (this.#freeAfterReads.delete(id)) this.#free.push(id);
   }
 
   increfExtent(id: number): void {
@@ -173,7 +197,7 @@ export class PageStore {
     }
   }
 
-  /** Extents that `allocateExtent` can hand out right now. */
+  /** Extents that `allocateExtent` can hand out right now (released ones still pinned by reads are not among them). */
   allocatableExtents(): number {
     return this.#free.length + (this.#capacityExtents - this.#counters.extentHighWater);
   }
@@ -239,7 +263,10 @@ export class PageStore {
     this.#dirtyExtents.clear();
     this.#takenFromFree = [];
     this.#droppedSinceCommit.clear();
-    for (const id of this.#pendingFree) this.#free.push(id);
+    for (const id of this.#pendingFree) {
+      if (this.#readPins.has(id)) this.#freeAfterReads.add(id);
+      else this.#free.push(id);
+    }
     this.#pendingFree = [];
   }
 }

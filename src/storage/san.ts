@@ -1,6 +1,7 @@
 // The SAN engine: one data directory with volume groups, thin volumes, instant snapshots and clones, limits and usage.
 import crypto from "node:crypto";
 import { type ImageKind, type ImageRecord, type LoadedCatalog, insertImage, loadCatalog, paginate } from "./catalog.ts";
+import { forEachMappedInWindow } from "./allocation-window.ts";
 import { checkConsistency } from "./check.ts";
 import { countExclusiveChunks, depthFor, diffChunks, forEachMapped, growTo, lookup, release, share } from "./chunk-map.ts";
 import { DataDir } from "./data-dir.ts";
@@ -15,7 +16,7 @@ import {
   NotFoundError,
   ReadOnlyError,
 } from "./errors.ts";
-import { extentsNeeded, readImage, writeImage, type ZeroMode, zeroImage } from "./image-io.ts";
+import { extentsNeeded, readImage, readImageInto, readImageIntoAsync, writeImage, type ZeroMode, zeroImage } from "./image-io.ts";
 import { joinId, parseId, validateName } from "./names.ts";
 import {
   checkRange,
@@ -295,6 +296,24 @@ export class San {
     return readImage(this.#dir.io, image.map, offset, length);
   }
 
+  /** `read` into all of `target`, allocating nothing: the NBD data path's read. */
+  readInto(imageId: string, offset: number, target: Uint8Array): void {
+    this.#usable();
+    const image = this.#image(imageId);
+    this.#notHydrating(image, "read");
+    checkRange(image, offset, target.byteLength, "read");
+    readImageInto(this.#dir.io, image.map, offset, target);
+  }
+
+  /** `readInto` with the file reads on libuv's thread pool, for large reads; see readImageIntoAsync. */
+  readIntoAsync(imageId: string, offset: number, target: Uint8Array): Promise<void> {
+    this.#usable();
+    const image = this.#image(imageId);
+    this.#notHydrating(image, "read");
+    checkRange(image, offset, target.byteLength, "read");
+    return readImageIntoAsync(this.#dir.io, image.map, offset, target);
+  }
+
   /** `read` for every volume, hydrating ones included (they read through to their disk snapshot). */
   async readAsync(imageId: string, offset: number, length: number): Promise<Buffer> {
     const hydration = await this.#durable.hydrationOf(imageId);
@@ -359,6 +378,22 @@ export class San {
     if (image.kind === "volume" && this.#durable.isHydrating(image.id)) return [{ offset: 0, length: image.sizeBytes }];
     const chunks: number[] = [];
     forEachMapped(this.#dir.store, image.map, (chunk) => chunks.push(chunk));
+    return coalesceChunks(chunks, this.chunkSizeBytes, image.sizeBytes);
+  }
+
+  /**
+   * `allocatedRanges` of the window [offset, offset+length) only, at a cost that follows the window rather than the
+   * image (NBD BLOCK_STATUS asks for a window at a time). The first and last range may reach past the window.
+   */
+  allocatedRangesIn(imageId: string, offset: number, length: number): ByteRange[] {
+    this.#usable();
+    const image = this.#image(imageId);
+    const end = Math.min(offset + length, image.sizeBytes);
+    if (end <= offset) return [];
+    if (image.kind === "volume" && this.#durable.isHydrating(image.id)) return [{ offset, length: end - offset }];
+    const chunks: number[] = [];
+    const firstChunk = Math.floor(offset / this.chunkSizeBytes);
+    forEachMappedInWindow(this.#dir.store, image.map, firstChunk, Math.ceil(end / this.chunkSizeBytes), (chunk) => chunks.push(chunk));
     return coalesceChunks(chunks, this.chunkSizeBytes, image.sizeBytes);
   }
 

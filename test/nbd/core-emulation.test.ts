@@ -56,12 +56,11 @@ class SlowBackend implements NbdBackend {
   canMultiConn(): boolean {
     return false;
   }
-  async pread(offset: number, length: number): Promise<Buffer> {
+  async pread(offset: number, target: Buffer): Promise<void> {
     // Later 4 KiB blocks answer sooner, so pipelined reads complete out of order.
     await sleep(50 - ((offset / 4096) % 16) * 3);
-    const out = Buffer.alloc(length);
-    for (let at = 0; at < length; at += 512) this.blocks.get(offset + at)?.copy(out, at);
-    return out;
+    target.fill(0);
+    for (let at = 0; at < target.byteLength; at += 512) this.blocks.get(offset + at)?.copy(target, at);
   }
   async pwrite(offset: number, data: Buffer, flags: { fua: boolean }): Promise<void> {
     this.calls.push(`write ${offset} ${data.byteLength}${flags.fua ? " fua" : ""}`);

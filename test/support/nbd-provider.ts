@@ -51,12 +51,11 @@ export class SanTestProvider implements NbdExportProvider {
 
   open(name: string, peer: NbdPeer): NbdBackend {
     if (!this.#allowed(name, peer)) throw new NbdError("EPERM", `Export ${name} is not granted to this client.`);
-    const backend = VolumeBackend.open(this.#san, name);
+    const backend: NbdBackend = VolumeBackend.open(this.#san, name);
     this.openBackends++;
-    const close = backend.close.bind(backend);
+    // VolumeBackend holds nothing to release; the core's close call is counted here.
     backend.close = () => {
       this.openBackends--;
-      close();
     };
     return backend;
   }
