@@ -47,7 +47,9 @@ export function toCsiStatus(err: unknown, requestId: string): CsiStatus {
   if (err instanceof CsiError) return { code: err.code, details: err.message, known: true };
   // Engine errors map through the SAN API's table (ARCHITECTURE.md, "CSI mapping"): one table for both. Limits are
   // RESOURCE_EXHAUSTED, which the snapshot sidecar retries with backoff; Busy is ABORTED, which every sidecar retries.
-  if (err instanceof EsanError) return { code: grpcCodeFor(err.code), details: err.message, known: true };
+  // The details lead with the engine's code, as the CLI prints it (`CODE: sentence`): Kubernetes shows only the
+  // details in a VolumeSnapshot's status, and SnapshotCountExceeded names the limit better than RESOURCE_EXHAUSTED.
+  if (err instanceof EsanError) return { code: grpcCodeFor(err.code), details: `${err.code}: ${err.message}`, known: true };
   if (err instanceof SanApiError) {
     if (err.code === "Unauthenticated") {
       return { code: status.UNAVAILABLE, details: `The SAN API refused this driver's credentials: ${err.message}`, known: true };

@@ -167,12 +167,12 @@ describe("snapshots", () => {
     expect(got.snapshot.readyToUse).toBe(true);
   });
 
-  it("surfaces the rate limit as RESOURCE_EXHAUSTED with the engine's sentence, and an idempotent retry still succeeds", async () => {
+  it("surfaces the rate limit as RESOURCE_EXHAUSTED with the engine's code and sentence, and an idempotent retry still succeeds", async () => {
     const id = await createVolume(stack.client, "rate-limited", MiB);
     for (let i = 0; i < 4; i++) await stack.client.call("Controller", "CreateSnapshot", { name: `rate-${i}`, sourceVolumeId: id });
     const refused = await stack.client.failure("Controller", "CreateSnapshot", { name: "rate-4", sourceVolumeId: id });
     expect(refused.code).toBe(status.RESOURCE_EXHAUSTED);
-    expect(refused.details).toMatch(/^Cannot create snapshot of csi\/rate-limited: the volume allows 4 snapshot creations per .* Retry then\.$/);
+    expect(refused.details).toMatch(/^SnapshotOperationRateExceeded: Cannot create snapshot of csi\/rate-limited: the volume allows 4 snapshot creations per .* Retry then\.$/);
     await expect(stack.client.call("Controller", "CreateSnapshot", { name: "rate-0", sourceVolumeId: id })).resolves.toBeDefined();
     const listed = await stack.client.call<{ entries: { snapshot: Snapshot }[] }>("Controller", "ListSnapshots", { sourceVolumeId: id });
     expect(listed.entries.map((e) => e.snapshot.snapshotId)).toEqual(["csi/rate-0", "csi/rate-1", "csi/rate-2", "csi/rate-3"]);
