@@ -1,11 +1,10 @@
 // Helpers of the CSI controller tests: a real `esan san serve` and a real `esan csi` on temp unix sockets, stopped by
 // pid however a test ends, and promise-based gRPC clients of the CSI services built from proto/csi/v1/csi.proto.
-import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { credentials, type Client, type ServiceError } from "@grpc/grpc-js";
 import { expect } from "vitest";
 import { csiServiceClient, type CsiServiceName } from "../../src/csi/proto.ts";
-import { cleanEnv, ESAN, freshSan, killServers, serve, type Served } from "../san/support.ts";
+import { type EsanProcess, freshSan, killServers, serve, type Served, startEsan } from "../san/support.ts";
 
 export { killServers };
 
@@ -19,62 +18,15 @@ export interface CsiReady {
 }
 
 /** A running `esan csi`. */
-export interface CsiProcess {
-  child: ChildProcess;
-  ready: CsiReady;
-  /** Everything it logged on stderr so far. */
-  log: () => string;
-  exited: Promise<number | string>;
-  /** SIGTERM, then the exit status. */
-  stop: () => Promise<number | string>;
-}
+export type CsiProcess = EsanProcess<CsiReady>;
 
-const running = new Set<ChildProcess>();
-
-/** Starts `bin/esan csi --json ARGS` and waits for its ready line; rejects with its stderr if it exits first. */
+/** Starts `bin/esan csi --json ARGS` and waits for its ready line. */
 export function startCsi(args: readonly string[]): Promise<CsiProcess> {
-  const child = spawn(ESAN, ["csi", "--json", ...args], { env: cleanEnv(), detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  running.add(child);
-  let stdout = "";
-  let stderr = "";
-  child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
-  const exited = new Promise<number | string>((resolve) => {
-    child.once("exit", (code, signal) => {
-      running.delete(child);
-      resolve(code ?? signal ?? -1);
-    });
-  });
-  return new Promise((resolve, reject) => {
-    child.stdout.setEncoding("utf8").on("data", (text: string) => {
-      stdout += text;
-      const line = stdout.split("\n")[0] ?? "";
-      if (!stdout.includes("\n")) return;
-      resolve({
-        child,
-        ready: JSON.parse(line) as CsiReady,
-        log: () => stderr,
-        exited,
-        stop: () => {
-          child.kill("SIGTERM");
-          return exited;
-        },
-      });
-    });
-    void exited.then((code) => reject(new Error(`esan csi exited (${code}) before it was ready: ${stderr}`)));
-  });
+  return startEsan(["csi", "--json", ...args], (stdout) => (stdout.includes("\n") ? (JSON.parse(stdout.split("\n")[0]!) as CsiReady) : null));
 }
 
 /** Kills every `esan csi` and `esan san serve` a test left running (SIGKILL to their process groups). */
 export async function killAll(): Promise<void> {
-  const left = [...running];
-  for (const child of left) {
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  }
-  await Promise.all(left.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => new Promise((resolve) => c.once("exit", resolve))));
   await killServers();
 }
 

@@ -64,11 +64,18 @@ export interface ServeEndpoints {
 }
 
 /** A running `esan san serve`. */
-export interface Served {
-  child: ChildProcess;
+export interface Served extends EsanProcess<ServeEndpoints> {
   endpoints: ServeEndpoints;
   /** The unix API URL, for --san. */
   api: string;
+}
+
+const running = new Set<ChildProcess>();
+
+/** A running esan process started by `startEsan`: what its ready output said, its log, and how to stop it. */
+export interface EsanProcess<T> {
+  child: ChildProcess;
+  ready: T;
   /** Everything it logged on stderr so far. */
   log: () => string;
   /** Resolves with the exit code (or signal name) once the process is gone. */
@@ -77,12 +84,13 @@ export interface Served {
   stop: () => Promise<number | string>;
 }
 
-const running = new Set<ChildProcess>();
-
-/** Starts `bin/esan san serve --json` and waits for its ready line; rejects with its stderr if it exits first. */
-export function serve(dataDir: string, extraArgs: readonly string[] = []): Promise<Served> {
-  // A process group of its own, so a stuck server and anything it started can be killed together.
-  const child = spawn(ESAN, ["san", "serve", "--data-dir", dataDir, "--json", ...extraArgs], { env: cleanEnv(), detached: true, stdio: ["ignore", "pipe", "pipe"] });
+/**
+ * Starts `bin/esan ARGS` in a process group of its own (so a stuck server and anything it started are killed
+ * together by `killServers`) and waits until `parseReady` makes sense of its stdout; rejects with its stderr if it
+ * exits first.
+ */
+export function startEsan<T>(args: readonly string[], parseReady: (stdout: string) => T | null): Promise<EsanProcess<T>> {
+  const child = spawn(ESAN, args, { env: cleanEnv(), detached: true, stdio: ["ignore", "pipe", "pipe"] });
   running.add(child);
   let stdout = "";
   let stderr = "";
@@ -96,12 +104,11 @@ export function serve(dataDir: string, extraArgs: readonly string[] = []): Promi
   return new Promise((resolve, reject) => {
     child.stdout.setEncoding("utf8").on("data", (text: string) => {
       stdout += text;
-      if (!stdout.trimEnd().endsWith("}")) return;
-      const endpoints = JSON.parse(stdout) as ServeEndpoints;
+      const ready = parseReady(stdout);
+      if (ready === null) return;
       resolve({
         child,
-        endpoints,
-        api: endpoints.api.find((a) => a.startsWith("unix://")) ?? "",
+        ready,
         log: () => stderr,
         exited,
         stop: () => {
@@ -110,8 +117,16 @@ export function serve(dataDir: string, extraArgs: readonly string[] = []): Promi
         },
       });
     });
-    void exited.then((code) => reject(new Error(`esan san serve exited (${code}) before it was ready: ${stderr}`)));
+    void exited.then((code) => reject(new Error(`esan ${args.slice(0, 2).join(" ")} exited (${code}) before it was ready: ${stderr}`)));
   });
+}
+
+/** Starts `bin/esan san serve --json` and waits for its endpoints. */
+export async function serve(dataDir: string, extraArgs: readonly string[] = []): Promise<Served> {
+  const started = await startEsan(["san", "serve", "--data-dir", dataDir, "--json", ...extraArgs], (stdout) =>
+    stdout.trimEnd().endsWith("}") ? (JSON.parse(stdout) as ServeEndpoints) : null,
+  );
+  return { ...started, endpoints: started.ready, api: started.ready.api.find((a) => a.startsWith("unix://")) ?? "" };
 }
 
 /** Kills (SIGKILL, whole process group) every server a test left running; call in afterEach/afterAll. */
