@@ -9,6 +9,7 @@ import pino, { type Logger } from "pino";
 import { encodePublishContext, nbdUriFor } from "../../src/csi/publish-context.ts";
 import { GrpcSanClient } from "../../src/san/grpc-san-client.ts";
 import { ChildServer, runCommand, runOk } from "./block-process.ts";
+import { loopsUnder, mountsUnder, nbdProcessesUnder as processesUnder } from "../../src/cluster/node-cleanup.ts";
 
 const ESAN = path.resolve(import.meta.dirname, "..", "..", "bin", "esan");
 export const MiB = 1024 * 1024;
@@ -98,51 +99,8 @@ export function capturingLogger(lines: string[]): Logger {
   return pino({ level: "debug" }, sink);
 }
 
-/** Mount points under `root` now, deepest first. */
-export function mountsUnder(root: string): { mountPoint: string; fsType: string }[] {
-  const unescape = (field: string) => field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
-  return fs
-    .readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .map((line) => line.split(" "))
-    .filter((fields) => fields.length > 6)
-    .map((fields) => ({ mountPoint: unescape(fields[4] ?? ""), fsType: fields[fields.indexOf("-") + 1] ?? "" }))
-    .filter((entry) => entry.mountPoint.startsWith(`${root}/`))
-    .sort((a, b) => b.mountPoint.length - a.mountPoint.length);
-}
-
-/** Loop devices whose backing file is under `root`, or is another such loop device (stacked first). */
-export function loopsUnder(root: string): string[] {
-  const backing = new Map<string, string>();
-  for (const name of fs.readdirSync("/sys/block").filter((n) => n.startsWith("loop"))) {
-    try {
-      backing.set(`/dev/${name}`, fs.readFileSync(`/sys/block/${name}/loop/backing_file`, "utf8").trim().replace(/ \(deleted\)$/, ""));
-    } catch {
-      // Not attached.
-    }
-  }
-  const direct = [...backing].filter(([, file]) => file.startsWith(`${root}/`)).map(([device]) => device);
-  const stacked = [...backing].filter(([, file]) => direct.includes(file)).map(([device]) => device);
-  return [...stacked, ...direct];
-}
-
-/** Pids of processes whose command line mentions `root` (nbdfuse and nbdkit of this test), other than us. */
-export function processesUnder(root: string): number[] {
-  const pids: number[] = [];
-  for (const name of fs.readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
-    const pid = Number(name);
-    if (pid === process.pid) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
-      const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      if (cmdline.includes(root) && /nbdfuse|nbdkit/.test(cmdline)) pids.push(pid);
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return pids;
-}
+// The same sweep primitives the local cluster uses to leave nothing behind.
+export { loopsUnder, mountsUnder, processesUnder };
 
 /**
  * Removes everything a node test left under `root`: mounts (publications and stagings, then FUSE), loop devices and
