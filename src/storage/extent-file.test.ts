@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { afterEach, expect, test } from "vitest";
+import { afterEach, expect, test, vi } from "vitest";
 import { tempDataDir } from "../../test/support/temp-dir.ts";
 import { ExtentFile } from "./extent-file.ts";
 
@@ -47,4 +47,44 @@ test("reads past the end of the file zero-fill, synchronously and on the thread 
   expect(sync.equals(expected)).toBe(true);
   expect(async.equals(expected)).toBe(true);
   extents.close();
+});
+
+test("streaming writes start a background fdatasync, and its failure makes the next sync throw", () => {
+  const file = tempFile();
+  const extents = new ExtentFile(file, CHUNK);
+  const started: ((err: NodeJS.ErrnoException | null) => void)[] = [];
+  const spy = vi.spyOn(fs, "fdatasync").mockImplementation(((_fd: number, done: (err: NodeJS.ErrnoException | null) => void) => {
+    started.push(done);
+  }));
+  try {
+    // 4 KiB writes are not a stream: however many, they leave writeback to the kernel.
+    for (let i = 0; i < 64; i++) extents.writeAll([{ position: extents.position(1 + i), buffer: Buffer.alloc(4096, 1) }]);
+    expect(started).toHaveLength(0);
+    const run = Buffer.alloc(4 * CHUNK, 2);
+    for (let i = 0; i < (32 * MiB) / run.byteLength; i++) extents.writeAll([{ position: extents.position(100 + 4 * i), buffer: run }]);
+    expect(started).toHaveLength(1);
+    // One at a time: more streaming while it runs starts no second one.
+    for (let i = 0; i < (32 * MiB) / run.byteLength; i++) extents.writeAll([{ position: extents.position(100 + 4 * i), buffer: run }]);
+    expect(started).toHaveLength(1);
+    started[0]!(Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" }));
+  } finally {
+    spy.mockRestore();
+  }
+  expect(() => extents.sync()).toThrow(/background fdatasync of the extents file failed/);
+  expect(() => extents.sync()).toThrow(/background fdatasync/);
+  extents.close();
+});
+
+test("close waits for a background fdatasync in flight before giving up the descriptor", async () => {
+  const file = tempFile();
+  const extents = new ExtentFile(file, CHUNK);
+  const run = Buffer.alloc(4 * CHUNK, 3);
+  for (let i = 0; i < (32 * MiB) / run.byteLength; i++) extents.writeAll([{ position: extents.position(1 + 4 * i), buffer: run }]);
+  extents.close();
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const check = Buffer.alloc(run.byteLength);
+  const fd = fs.openSync(file, "r");
+  fs.readSync(fd, check, 0, check.byteLength, CHUNK);
+  fs.closeSync(fd);
+  expect(check.equals(run)).toBe(true);
 });
