@@ -132,4 +132,18 @@ describe("copy-on-write maps", () => {
     expect(store.liveExtents).toBe(0);
     expect(store.pendingFreeCount).toBe(3);
   });
+
+  it("hands out a committed batch of freed extents lowest first, so a sequential rewrite lands on neighbouring extents", () => {
+    const volume: ImageMap = { root: 0, depth: 1 };
+    const first = Array.from({ length: 8 }, (_, chunk) => mapChunk(volume, chunk));
+    const snapshot = share(store, volume);
+    for (let chunk = 0; chunk < 8; chunk++) mapChunk(volume, chunk);
+    // The snapshot goes, in chunk order; the commit makes its extents allocatable.
+    release(store, snapshot);
+    db.transaction(() => store.writeDirty());
+    store.afterCommit();
+    const reused = Array.from({ length: 8 }, () => store.allocateExtent());
+    expect(reused.map((e) => e.id)).toEqual(first);
+    expect(reused.every((e) => !e.fresh)).toBe(true);
+  });
 });

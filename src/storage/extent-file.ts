@@ -9,10 +9,11 @@ import fs from "node:fs";
 const GROWTH_BYTES = 64 * 1024 * 1024;
 
 /**
- * Runs of at least this size count as streaming writes. A sequential writer sends requests of 128 KiB and more;
- * 4 KiB random writes and 64 KiB copy-on-write chunks stay below it, so their dirty pages are left to the kernel.
+ * Write requests of at least this size count as streaming writes, wherever their chunks land in the file. A
+ * sequential writer sends requests of 128 KiB and more; 4 KiB random writes and 64 KiB copy-on-write chunks stay
+ * below it, so their dirty pages are left to the kernel.
  */
-const STREAM_RUN_BYTES = 128 * 1024;
+const STREAM_REQUEST_BYTES = 128 * 1024;
 
 /**
  * After this many bytes of streaming writes, an fdatasync starts on libuv's thread pool. The page cache here holds
@@ -67,12 +68,14 @@ export class ExtentFile {
   /** Writes every piece; pieces that follow each other in the file go out in one writev. */
   writeAll(pieces: FileIo[]): void {
     this.#growFor(pieces);
+    let requestBytes = 0;
     forEachRun(pieces, (position, buffers) => {
       const total = totalBytes(buffers);
       const written = fs.writevSync(this.#fd, buffers, position);
       if (written < total) this.#slowPath(buffers, position, written, "write");
-      if (total >= STREAM_RUN_BYTES) this.#streamedBytes += total;
+      requestBytes += total;
     });
+    if (requestBytes >= STREAM_REQUEST_BYTES) this.#streamedBytes += requestBytes;
     if (this.#streamedBytes >= WRITEBACK_KICK_BYTES && !this.#backgroundSyncRunning) this.#startBackgroundSync();
   }
 

@@ -263,6 +263,9 @@ export class PageStore {
     this.#dirtyExtents.clear();
     this.#takenFromFree = [];
     this.#droppedSinceCommit.clear();
+    // Highest id first, so `pop` hands this batch out in ascending order: a sequential writer that reuses the space
+    // of a deleted snapshot lands on neighbouring extents, and the file sees long runs rather than scattered chunks.
+    this.#pendingFree.sort((a, b) => b - a);
     for (const id of this.#pendingFree) {
       if (this.#readPins.has(id)) this.#freeAfterReads.add(id);
       else this.#free.push(id);
